@@ -1,0 +1,149 @@
+"""Transformer building blocks shared by the encoder, denoiser and decoders.
+
+Leaves only: multi-head attention over `scaled_dot_product_attention` (self or cross, with a key padding mask), a
+GELU MLP, a pre-norm block with optional cross-attention (Perceiver / decoder style), a DiT block with adaLN time
+modulation (x + g * Attn(LN(x) * (1 + s) + b)), and the sinusoidal timestep embedding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
+
+
+def key_padding_bias(key_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """(B, Lk) 1/0 mask -> (B, 1, 1, Lk) boolean SDPA mask (True = attend), or None when nothing is masked."""
+    if key_mask is None:
+        return None
+    return key_mask.bool()[:, None, None, :]
+
+
+class Attention(nn.Module):
+    """Multi-head attention; `context=None` is self-attention."""
+
+    def __init__(self, width: int, num_heads: int, context_width: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = width // num_heads
+        self.dropout = dropout
+        context_width = context_width or width
+        self.q_proj = nn.Linear(width, width)
+        self.k_proj = nn.Linear(context_width, width)
+        self.v_proj = nn.Linear(context_width, width)
+        self.o_proj = nn.Linear(width, width)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        return x.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)  # (B, heads, n, head_dim)
+
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor | None = None, attn_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        context = x if context is None else context
+        q, k, v = self._heads(self.q_proj(x)), self._heads(self.k_proj(context)), self._heads(self.v_proj(context))
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, heads, n, head_dim)
+        b, _, n, _ = out.shape
+        return self.o_proj(out.transpose(1, 2).reshape(b, n, -1))
+
+
+class MLP(nn.Module):
+    def __init__(self, width: int, mlp_ratio: float, dropout: float = 0.0):
+        super().__init__()
+        hidden = int(width * mlp_ratio)
+        self.fc_in = nn.Linear(width, hidden)
+        self.fc_out = nn.Linear(hidden, width)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc_out(F.gelu(self.fc_in(x), approximate="tanh")))
+
+
+class TransformerBlock(GradientCheckpointingLayer):
+    """Pre-norm block: [cross-attention to a context] -> self-attention -> MLP, each residual."""
+
+    def __init__(
+        self,
+        width: int,
+        num_heads: int,
+        mlp_ratio: float,
+        context_width: int | None = None,
+        self_attention: bool = True,
+        dropout: float = 0.0,
+        eps: float = 1e-6,
+    ):
+        super().__init__()
+        self.cross_attn = None
+        if context_width is not None:
+            self.cross_norm = nn.LayerNorm(width, eps=eps)
+            self.context_norm = nn.LayerNorm(context_width, eps=eps)
+            self.cross_attn = Attention(width, num_heads, context_width, dropout)
+        self.self_attn = None
+        if self_attention:
+            self.self_norm = nn.LayerNorm(width, eps=eps)
+            self.self_attn = Attention(width, num_heads, dropout=dropout)
+        self.mlp_norm = nn.LayerNorm(width, eps=eps)
+        self.mlp = MLP(width, mlp_ratio, dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+        self_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if self.cross_attn is not None:
+            x = x + self.cross_attn(self.cross_norm(x), self.context_norm(context), context_mask)
+        if self.self_attn is not None:
+            x = x + self.self_attn(self.self_norm(x), attn_mask=self_mask)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class DiTBlock(GradientCheckpointingLayer):
+    """Transformer block with adaLN conditioning: shift, scale and gate per sub-layer from the time embedding."""
+
+    def __init__(self, width: int, num_heads: int, mlp_ratio: float, dropout: float = 0.0, eps: float = 1e-6):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(width, eps=eps, elementwise_affine=False)
+        self.attn = Attention(width, num_heads, dropout=dropout)
+        self.mlp_norm = nn.LayerNorm(width, eps=eps, elementwise_affine=False)
+        self.mlp = MLP(width, mlp_ratio, dropout)
+        self.modulation = nn.Linear(width, 6 * width)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        # cond: (B, width) time embedding -> six (B, 1, width) modulations
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(F.silu(cond))[:, None].chunk(6, dim=-1)
+        h = self.attn_norm(x) * (1 + scale1) + shift1
+        x = x + (1 + gate1) * self.attn(h, attn_mask=attn_mask)
+        h = self.mlp_norm(x) * (1 + scale2) + shift2
+        return x + (1 + gate2) * self.mlp(h)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """Sinusoidal embedding of t in [0, 1] (scaled by 1000, as in DDPM/DiT): (B,) -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = 1000.0 * t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+class TimestepEmbedder(nn.Module):
+    """t -> sinusoidal features -> 2-layer MLP -> (B, width)."""
+
+    def __init__(self, width: int, frequency_dim: int = 256):
+        super().__init__()
+        self.frequency_dim = frequency_dim
+        self.fc_in = nn.Linear(frequency_dim, width)
+        self.fc_out = nn.Linear(width, width)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        emb = timestep_embedding(t, self.frequency_dim).to(self.fc_in.weight.dtype)
+        return self.fc_out(F.silu(self.fc_in(emb)))

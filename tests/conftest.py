@@ -1,0 +1,72 @@
+"""Tiny random LDLM models for fast CPU tests (hidden 32, 2 layers), built from configs: no downloads."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import BertConfig, GPT2Config
+
+from modeling_ldlm import LDLMConfig, LDLMForDiffusionGeneration
+
+VOCAB = 97
+EOS = 3
+
+
+def tiny_lm_config(kind: str = "bert"):
+    if kind == "bert":
+        return BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                          intermediate_size=64, max_position_embeddings=64, pad_token_id=0)
+    if kind == "gpt2":
+        return GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=2, n_positions=64,
+                          bos_token_id=EOS, eos_token_id=EOS)
+    raise ValueError(kind)
+
+
+def tiny_config(kind: str = "bert", **overrides) -> LDLMConfig:
+    fields = dict(
+        max_sequence_length=16, num_latents=4, latent_dim=8,
+        encoder_hidden_size=32, encoder_num_layers=2, encoder_num_heads=2,
+        denoiser_hidden_size=32, denoiser_num_layers=2, denoiser_num_heads=2,
+        latent_decoder_hidden_size=32, latent_decoder_num_layers=2, latent_decoder_num_heads=2,
+        token_decoder_hidden_size=32, token_decoder_num_layers=2, token_decoder_num_heads=2,
+        eos_token_id=EOS, bos_token_id=2, pad_token_id=0, decoder_noise_std=0.5,
+    )
+    fields.update(overrides)
+    return LDLMConfig(frozen_lm_config=tiny_lm_config(kind), **fields)
+
+
+def tiny_model(kind: str = "bert", seed: int = 0, **overrides) -> LDLMForDiffusionGeneration:
+    torch.manual_seed(seed)
+    return LDLMForDiffusionGeneration(tiny_config(kind, **overrides))
+
+
+def token_batch(batch: int = 3, length: int = 10, seed: int = 0, lengths: list[int] | None = None):
+    """Right-padded random ids in [4, VOCAB) ending in EOS, with their attention mask."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(4, VOCAB, (batch, length), generator=g)
+    mask = torch.ones(batch, length, dtype=torch.long)
+    lengths = lengths or [length] * batch
+    for row, n in enumerate(lengths):
+        ids[row, n - 1] = EOS
+        ids[row, n:] = 0
+        mask[row, n:] = 0
+    return ids, mask
+
+
+@pytest.fixture(params=["bert", "gpt2"])
+def lm_kind(request) -> str:
+    return request.param
+
+
+def tiny_lm_folder(path, kind: str = "bert"):
+    """Save a tiny random frozen LM and a matching word-level tokenizer, as a Hub folder would hold them."""
+    from transformers import AutoModel, BertTokenizer
+
+    path.mkdir(parents=True, exist_ok=True)
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(VOCAB - 5)]
+    tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(tokens)})
+    config = tiny_lm_config(kind)
+    torch.manual_seed(0)
+    AutoModel.from_config(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -1,0 +1,80 @@
+import pytest
+from transformers import AutoConfig
+
+from modeling_ldlm import PRESETS, LDLMConfig
+
+from .conftest import tiny_config, tiny_lm_config
+
+
+def test_round_trip(tmp_path, lm_kind):
+    config = tiny_config(lm_kind, num_latents=5, noise_schedule="cosine", decoder_loss="ce")
+    config.save_pretrained(tmp_path)
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(loaded, LDLMConfig)
+    drop = {"_name_or_path"}
+    assert {k: v for k, v in loaded.to_dict().items() if k not in drop} == {
+        k: v for k, v in config.to_dict().items() if k not in drop}
+    assert loaded.frozen_lm_config.model_type == ("bert" if lm_kind == "bert" else "gpt2")
+
+
+def test_dict_sub_config_and_defaults():
+    config = LDLMConfig(frozen_lm_config=tiny_lm_config("bert").to_dict(), eos_token_id=3)
+    assert config.frozen_lm_hidden_size == 32
+    assert config.vocab_size == 97 and config.pad_token_id == 0
+
+
+def test_no_generation_parameters_in_config(tmp_path):
+    config = tiny_config()
+    assert config._get_generation_parameters() == {}
+    config.save_pretrained(tmp_path)  # saving raises if sampler names leaked into the model config
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("num_latents", 0, "num_latents"),
+    ("num_latents", -3, "num_latents"),
+    ("latent_dim", 0, "latent_dim"),
+    ("max_sequence_length", 0, "max_sequence_length"),
+    ("encoder_num_heads", 3, "not divisible"),
+    ("denoiser_num_heads", 5, "not divisible"),
+    ("latent_decoder_num_heads", 7, "not divisible"),
+    ("token_decoder_num_heads", 3, "not divisible"),
+    ("encoder_num_layers", 0, "encoder_num_layers"),
+    ("denoiser_num_layers", 0, "denoiser_num_layers"),
+    ("latent_decoder_num_layers", 0, "latent_decoder_num_layers"),
+    ("token_decoder_num_layers", -1, "token_decoder_num_layers"),
+    ("frozen_lm_layer", 3, "out of range"),
+    ("frozen_lm_layer", -4, "out of range"),
+    ("noise_schedule", "linear", "noise_schedule"),
+    ("noise_schedule_d", 0.0, "noise_schedule_d"),
+    ("decoder_noise_std", -1.0, "decoder_noise_std"),
+    ("decoder_loss", "l1", "decoder_loss"),
+    ("self_condition_prob", 1.5, "self_condition_prob"),
+    ("dropout", 1.0, "dropout"),
+    ("loss_token_weight", -0.1, "loss_token_weight"),
+    ("timestep_bins", 0, "timestep_bins"),
+    ("eos_token_id", 97, "vocabulary"),
+    ("pad_token_id", -1, "vocabulary"),
+    ("num_latents", 10_000, "compress"),
+])
+def test_invalid_fields(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**{field: value})
+
+
+def test_missing_eos_is_explained():
+    lm = tiny_lm_config("bert")
+    with pytest.raises(ValueError, match="eos_token_id"):
+        LDLMConfig(frozen_lm_config=lm)
+
+
+def test_layer_index_bounds_accept_edges():
+    assert tiny_config(frozen_lm_layer=2).frozen_lm_layer == 2
+    assert tiny_config(frozen_lm_layer=-3).frozen_lm_layer == -3
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_are_valid(name):
+    fields = dict(PRESETS[name])
+    fields["frozen_lm_layer"] = -1
+    config = LDLMConfig(frozen_lm_config=tiny_lm_config("gpt2").to_dict() | {"n_layer": 12}, **fields)
+    assert config.num_latents == PRESETS[name]["num_latents"]
