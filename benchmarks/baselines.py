@@ -1,0 +1,172 @@
+"""Token-level baselines for the side-by-side benchmark (DESIGN §6): autoregressive and MDLM masked diffusion.
+
+Both share one bidirectional-or-causal transformer over tokens (`TokenTransformer`) sized to match LDLM's
+generation-time parameters (denoiser + latent decoder + token decoder).
+
+AR: L = -sum_t log p(w_t | w_<t) over non-pad positions; sampling with a KV cache, one network call per token.
+
+MDLM (Sahoo et al. 2024): absorbing-state diffusion with the log-linear schedule alpha_t = 1 - t. Each token is
+replaced by [MASK] with probability t; the SUBS parameterisation never predicts [MASK] and copies unmasked tokens,
+and the continuous-time ELBO is L = E_t [ 1/t * sum_{masked l} -log p(w_l | z_t) ] / L. The ancestral sampler goes
+from all-[MASK] at t = 1 down to t = 0 in S steps, unmasking each masked token with probability (t - s)/t; a step
+whose input did not change reuses the previous output (no network call), as in MDLM's cached sampler.
+The mask token gets its own id (vocab_size), so it never clashes with pad/eos.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the smallest set of tokens whose probability reaches top_p; the rest get -inf."""
+    if top_p >= 1.0:
+        return logits
+    sorted_logits, order = logits.sort(-1, descending=True)
+    cumulative = sorted_logits.softmax(-1).cumsum(-1)
+    drop = cumulative - sorted_logits.softmax(-1) >= top_p
+    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+    return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+
+
+def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None):
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = top_p_filter(logits.float() / temperature, top_p).softmax(-1)
+    flat = probs.reshape(-1, probs.shape[-1])
+    return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
+
+
+class Block(nn.Module):
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(approximate="tanh"), nn.Linear(4 * width, width))
+
+    def forward(self, x: torch.Tensor, causal: bool, cache: list | None = None) -> torch.Tensor:
+        b, n, w = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        if cache is not None:  # (k, v) of the previous positions
+            if cache[0] is not None:
+                k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+            cache[0], cache[1] = k, v
+        # Right padding needs no key mask: causally nothing attends to later pads, and for MDLM pads are canvas.
+        # A cached single-token step attends to every previous position.
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal and n > 1)
+        x = x + self.proj(out.transpose(1, 2).reshape(b, n, w))
+        return x + self.mlp(self.norm2(x))
+
+
+class TokenTransformer(nn.Module):
+    """Embeddings (tied with the head) + transformer blocks; `causal` selects AR or bidirectional attention."""
+
+    def __init__(self, vocab_size: int, max_length: int, width: int, layers: int, heads: int, causal: bool):
+        super().__init__()
+        self.causal = causal
+        self.embed = nn.Embedding(vocab_size, width)
+        self.pos = nn.Embedding(max_length, width)
+        self.blocks = nn.ModuleList(Block(width, heads) for _ in range(layers))
+        self.norm = nn.LayerNorm(width)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        nn.init.normal_(self.pos.weight, std=0.02)
+
+    def forward(self, ids: torch.Tensor, caches: list | None = None, offset: int = 0) -> torch.Tensor:
+        positions = torch.arange(offset, offset + ids.shape[1], device=ids.device)
+        x = self.embed(ids) + self.pos(positions)[None]
+        for i, block in enumerate(self.blocks):
+            x = block(x, self.causal, None if caches is None else caches[i])
+        return self.norm(x) @ self.embed.weight.T  # (B, n, V)
+
+
+class ARBaseline(nn.Module):
+    def __init__(self, vocab_size: int, max_length: int, width: int, layers: int, heads: int, bos: int, eos: int,
+                 pad: int):
+        super().__init__()
+        self.net = TokenTransformer(vocab_size, max_length, width, layers, heads, causal=True)
+        self.max_length, self.bos, self.eos, self.pad = max_length, bos, eos, pad
+
+    def loss(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logits = self.net(ids[:, :-1])
+        target_mask = mask[:, 1:].bool()
+        return F.cross_entropy(logits[target_mask], ids[:, 1:][target_mask])
+
+    @torch.no_grad()
+    def generate(self, batch: int, temperature: float = 1.0, top_p: float = 1.0,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
+        """(sequences (B, <= max_length), network calls) with a KV cache: one call per generated position."""
+        device = self.net.embed.weight.device
+        caches = [[None, None] for _ in self.net.blocks]
+        seq = torch.full((batch, 1), self.bos, dtype=torch.long, device=device)
+        done = torch.zeros(batch, dtype=torch.bool, device=device)
+        calls = 0
+        for position in range(self.max_length - 1):
+            logits = self.net(seq[:, -1:], caches=caches, offset=position)[:, -1]
+            calls += 1
+            nxt = sample_tokens(logits, temperature, top_p, generator)
+            nxt = torch.where(done, torch.full_like(nxt, self.pad), nxt)
+            seq = torch.cat([seq, nxt[:, None]], 1)
+            done |= nxt == self.eos
+            if done.all():
+                break
+        return seq, calls
+
+
+class MDLMBaseline(nn.Module):
+    def __init__(self, vocab_size: int, max_length: int, width: int, layers: int, heads: int, bos: int, eos: int,
+                 pad: int):
+        super().__init__()
+        self.mask_id = vocab_size  # an id of its own
+        self.net = TokenTransformer(vocab_size + 1, max_length, width, layers, heads, causal=False)
+        self.max_length, self.bos, self.eos, self.pad = max_length, bos, eos, pad
+
+    def subs_logits(self, z: torch.Tensor) -> torch.Tensor:
+        logits = self.net(z).float()
+        logits[..., self.mask_id] = float("-inf")  # SUBS: never predict [MASK]
+        return logits
+
+    def loss(self, ids: torch.Tensor, mask: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        """Padding is part of the canvas (the model learns where the sentence ends), so every position counts."""
+        b, n = ids.shape
+        if n < self.max_length:
+            ids = F.pad(ids, (0, self.max_length - n), value=self.pad)
+        t = torch.rand(b, device=ids.device).clamp_min(1e-3) if t is None else t
+        masked = torch.rand(ids.shape, device=ids.device) < t[:, None]
+        z = torch.where(masked, torch.full_like(ids, self.mask_id), ids)
+        nll = F.cross_entropy(self.subs_logits(z).transpose(1, 2), ids, reduction="none")  # (B, L)
+        return ((nll * masked) / t[:, None]).sum(1).mean() / self.max_length
+
+    @torch.no_grad()
+    def generate(self, batch: int, steps: int, temperature: float = 1.0, top_p: float = 1.0,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
+        """Ancestral sampling from all-[MASK]; returns (sequences cut after EOS, executed network calls)."""
+        device = self.net.embed.weight.device
+        z = torch.full((batch, self.max_length), self.mask_id, dtype=torch.long, device=device)
+        z[:, 0] = self.bos
+        times = torch.linspace(1.0, 0.0, steps + 1)
+        calls, cached = 0, None
+        for t, s in zip(times[:-1].tolist(), times[1:].tolist()):
+            if cached is None:
+                cached = self.subs_logits(z)
+                calls += 1
+            x0 = sample_tokens(cached, temperature, top_p, generator)
+            unmask_prob = (t - s) / t if s > 0 else 1.0
+            u = torch.rand(z.shape, generator=generator, device=device)
+            reveal = (z == self.mask_id) & (u < unmask_prob)
+            if reveal.any():
+                z = torch.where(reveal, x0, z)
+                cached = None
+        return cut_after_eos(z, self.eos, self.pad), calls
+
+
+def cut_after_eos(seq: torch.Tensor, eos: int, pad: int) -> torch.Tensor:
+    """Replace everything after the first EOS of each row by pad."""
+    after = (seq == eos).long().cumsum(1) - (seq == eos).long() > 0
+    return seq.masked_fill(after, pad)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
