@@ -7,6 +7,7 @@ Importing the package registers `LDLMConfig` and `LDLMForDiffusionGeneration` wi
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from .configuration_ldlm import PRESETS, LDLMConfig
+from .generation_ldlm import LDLMGenerationConfig, LDLMGenerationMixin, LDLMGenerationOutput
 from .modeling_ldlm import LDLMForDiffusionGeneration, LDLMOutput, LDLMPreTrainedModel
 
 AutoConfig.register("ldlm", LDLMConfig, exist_ok=True)
@@ -15,4 +16,13 @@ AutoModelForCausalLM.register(LDLMConfig, LDLMForDiffusionGeneration, exist_ok=T
 
 __version__ = "0.1.0"
 
-__all__ = ["PRESETS", "LDLMConfig", "LDLMForDiffusionGeneration", "LDLMOutput", "LDLMPreTrainedModel"]
+__all__ = [
+    "PRESETS",
+    "LDLMConfig",
+    "LDLMForDiffusionGeneration",
+    "LDLMGenerationConfig",
+    "LDLMGenerationMixin",
+    "LDLMGenerationOutput",
+    "LDLMOutput",
+    "LDLMPreTrainedModel",
+]

@@ -15,6 +15,7 @@ With decoder_loss="ce" (the ablation), L_w flows through G into E and L_h is rep
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from .configuration_ldlm import PRESETS, LDLMConfig
 from .decoders import LatentDecoder, TokenDecoder
 from .denoiser import LatentDenoiser
 from .encoder import LatentEncoder
+from .generation_ldlm import LDLMGenerationConfig, LDLMGenerationMixin
 from .schedules import add_noise, alpha_sigma
 from .timestep_sampler import AdaptiveTimestepSampler, initial_curve
 
@@ -109,10 +111,12 @@ class LDLMPreTrainedModel(PreTrainedModel):
             super()._init_weights(module)
 
 
-class LDLMForDiffusionGeneration(LDLMPreTrainedModel):
-    """Frozen LM + latent encoder + DiT denoiser + latent decoder + token decoder, trained jointly."""
+class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
+    """Frozen LM + latent encoder + DiT denoiser + latent decoder + token decoder, trained jointly;
+    `generate` comes from `LDLMGenerationMixin` (generation_ldlm.py)."""
 
     _auto_class = "AutoModel"
+    generation_config_class = LDLMGenerationConfig
     _tied_weights_keys: dict[str, str] = {}
 
     def __init__(self, config: LDLMConfig):
@@ -131,6 +135,9 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel):
         self.tokenizer = None
         self.post_init()
         self.frozen_lm.eval()
+        # Total length bound for generate() and for the stock text-generation pipeline (whose 256-token default
+        # would not fit the canvas); a saved generation_config.json replaces it on from_pretrained.
+        self.generation_config.max_length = config.max_sequence_length
 
     # ---- construction -------------------------------------------------------------------------------------------
     @classmethod
@@ -174,11 +181,14 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel):
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         folder = str(pretrained_model_name_or_path)
         if os.path.isfile(os.path.join(folder, "tokenizer_config.json")):
-            model.tokenizer = AutoTokenizer.from_pretrained(folder)
+            # Running as remote code means the caller trusted this folder: say so, or AutoTokenizer prompts on stdin.
+            trusted = kwargs.get("trust_remote_code", cls.__module__.startswith("transformers_modules"))
+            model.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trusted)
         return model
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
-        """Save weights, config, remote code (AutoModel and AutoModelForCausalLM) and the frozen LM's tokenizer."""
+        """Save weights, config, generation_config.json, remote code (AutoModel and AutoModelForCausalLM), the
+        frozen LM's tokenizer and the Inference Endpoints handler.py."""
         auto_map = dict(getattr(self.config, "auto_map", None) or {})
         auto_map.update({
             "AutoConfig": "configuration_ldlm.LDLMConfig",
@@ -189,6 +199,9 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel):
         super().save_pretrained(save_directory, *args, **kwargs)
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(save_directory)
+        handler = os.path.join(os.path.dirname(os.path.abspath(__file__)), "handler.py")
+        if os.path.isfile(handler):  # absent when this file runs as remote code from a checkpoint
+            shutil.copy(handler, os.path.join(save_directory, "handler.py"))
 
     def train(self, mode: bool = True) -> LDLMForDiffusionGeneration:
         super().train(mode)
@@ -262,12 +275,14 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel):
         encoder_grad_scale: float = 1.0,
         self_condition: bool | None = None,
         token_loss_fraction: float = 1.0,
+        hidden_states: torch.Tensor | None = None,
         return_dict: bool = True,
         **kwargs: Any,
     ) -> LDLMOutput:
         """Joint loss of one batch. `timesteps` (B,), `noise` (B, N, D) and `decoder_noise` (B, N, D) may be
         injected for determinism; `self_condition=None` draws it with probability `config.self_condition_prob`;
-        `token_loss_fraction` < 1 scores the token loss on a random subset of non-pad positions."""
+        `token_loss_fraction` < 1 scores the token loss on a random subset of non-pad positions; `hidden_states`
+        (B, L, H), the raw frozen-LM states of `input_ids` precomputed once, skips the frozen LM."""
         cfg = self.config
         if not 0.0 <= float(encoder_grad_scale) <= 1.0:
             raise ValueError(f"encoder_grad_scale must be in [0, 1], got {encoder_grad_scale}.")
@@ -278,7 +293,12 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel):
         b, length = input_ids.shape
         mask = attention_mask.float()  # (B, L)
 
-        hidden = self.normalize_hidden(self.frozen_hidden_states(input_ids, attention_mask))  # (B, L, H)
+        if hidden_states is None:
+            hidden_states = self.frozen_hidden_states(input_ids, attention_mask)
+        elif tuple(hidden_states.shape) != (b, length, cfg.frozen_lm_hidden_size):
+            raise ValueError(f"hidden_states must have shape {(b, length, cfg.frozen_lm_hidden_size)}, "
+                             f"got {tuple(hidden_states.shape)}.")
+        hidden = self.normalize_hidden(hidden_states.float())  # (B, L, H)
         z0 = self.encoder(hidden, attention_mask)  # (B, N, D)
 
         # Diffusion loss; the encoder sees its gradient scaled by gamma.

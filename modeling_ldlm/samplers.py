@@ -1,0 +1,269 @@
+"""Samplers: pure solver functions over a `denoise(z_t, t) -> x0_hat` callable, and their time grids (DESIGN §3).
+
+Variance-preserving latents, z_t = alpha_t x0 + sigma_t eps, with an x0-predicting network. With
+lambda_t = log(alpha_t / sigma_t) (half the log-SNR) and eps_hat = (z_t - alpha_t x0_hat) / sigma_t:
+
+    euler           DDIM / first-order exponential integrator of the probability-flow ODE (deterministic):
+                        z_s = alpha_s x0_hat + sigma_s eps_hat
+    euler_maruyama  Euler-Maruyama on the reverse SDE  dz = [f z - g^2 score] dt + g dw,  written in log-SNR time
+                    (f dt = sigma^2 dl / 2, g^2 |dt| = sigma^2 dl, dl = log-SNR_s - log-SNR_t > 0, score = -eps_hat/sigma):
+                        z_s = z_t + dl [(sigma_t^2 / 2 - 1) z_t + alpha_t x0_hat] + sigma_t sqrt(dl) xi
+                    Literal Euler, so it needs small steps (Cosmos: 200); the log-SNR at alpha = 0 is clamped.
+    ddpm            ancestral sampling from the Gaussian posterior q(z_s | z_t, x0 = x0_hat):
+                        mean = alpha_ts sigma_s^2 / sigma_t^2 z_t + alpha_s sigma_ts^2 / sigma_t^2 x0_hat,
+                        var  = sigma_ts^2 sigma_s^2 / sigma_t^2,  alpha_ts = alpha_t / alpha_s,
+                        sigma_ts^2 = sigma_t^2 - alpha_ts^2 sigma_s^2
+    dpmpp_2m        DPM-Solver++(2M), second-order multistep in lambda (one call per step), h = lambda_s - lambda_t,
+                    r = h_prev / h:  D = (1 + 1/(2r)) x0_i - 1/(2r) x0_{i-1},
+                        z_s = (sigma_s / sigma_t) z_t + alpha_s (1 - e^{-h}) D
+    heun            Heun's predictor-corrector on the DDIM update: z~ = ddim(z_t, x0_hat), x0' = denoise(z~, s),
+                        z_s = ddim(z_t, (x0_hat + x0') / 2);  two calls per step.
+
+A grid of S times runs from t_max down to t_min; after the call at t_min every solver takes the final jump to t = 0,
+where alpha = 1 and sigma = 0, i.e. it returns the last x0_hat. Network calls: S for euler, euler_maruyama, ddpm and
+dpmpp_2m; 2S - 1 for heun (`network_calls`). Random draws come from an injected `torch.Generator`, or from a list of
+one generator per batch row, so that a row's noise never depends on the batch it is in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from .timestep_sampler import warp
+
+DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (z_t (B, N, D), t (B,)) -> x0_hat (B, N, D)
+AlphaSigmaFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # t -> (alpha_t, sigma_t)
+StepCallback = Callable[[int, float, torch.Tensor, torch.Tensor], None]  # (step, t, z_t, x0_hat)
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+SOLVERS = ("euler", "euler_maruyama", "ddpm", "dpmpp_2m", "heun")
+STOCHASTIC_SOLVERS = ("euler_maruyama", "ddpm")
+TIME_SPACINGS = ("uniform", "learned")
+_ALPHA_FLOOR = 1e-3  # clamps log(alpha) at alpha = 0 (t = 1): lambda >= log(1e-3)
+
+
+# ---- time grids -----------------------------------------------------------------------------------------------------
+def _check_range(steps: int, t_max: float, t_min: float) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
+        raise ValueError(f"num_inference_steps must be a positive integer, got {steps!r}.")
+    if not 0.0 <= t_min < t_max <= 1.0:
+        raise ValueError(f"Need 0 <= t_min < t_max <= 1, got t_min={t_min!r}, t_max={t_max!r}.")
+
+
+def uniform_timesteps(steps: int, t_max: float = 1.0, t_min: float = 0.0) -> torch.Tensor:
+    """S evenly spaced times from t_max down to t_min: (S,). One step is just [t_max]."""
+    _check_range(steps, t_max, t_min)
+    if steps == 1:
+        return torch.tensor([float(t_max)])
+    return torch.linspace(float(t_max), float(t_min), steps)
+
+
+def warp_cdf(t: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    """CDF of the piecewise-uniform density `probs` over equal bins of [0, 1] (the inverse of `warp`)."""
+    bins = probs.numel()
+    cdf = torch.cat([probs.new_zeros(1), torch.cumsum(probs.float(), 0)])
+    cdf = cdf / cdf[-1]
+    pos = t.float().clamp(0.0, 1.0) * bins
+    idx = pos.floor().long().clamp(0, bins - 1)
+    return cdf[idx] + (pos - idx.float()) * (cdf[idx + 1] - cdf[idx])
+
+
+def learned_timesteps(steps: int, probs: torch.Tensor, t_max: float = 1.0, t_min: float = 0.0) -> torch.Tensor:
+    """S times from t_max down to t_min placed by the learned warping: evenly spaced in the CDF of the training
+    density (equal loss increase between consecutive steps), mapped back to t: (S,)."""
+    _check_range(steps, t_max, t_min)
+    if steps == 1:
+        return torch.tensor([float(t_max)])
+    probs = probs.detach().float().cpu()
+    ends = warp_cdf(torch.tensor([float(t_max), float(t_min)]), probs)
+    grid = warp(torch.linspace(float(ends[0]), float(ends[1]), steps), probs)
+    grid[0], grid[-1] = float(t_max), float(t_min)
+    return grid
+
+
+def network_calls(solver: str, steps: int) -> int:
+    """Denoiser calls the solver makes for a grid of `steps` times."""
+    if solver not in SOLVERS:
+        raise ValueError(f"Unknown solver {solver!r}; choose one of {SOLVERS}.")
+    return 2 * steps - 1 if solver == "heun" else steps
+
+
+# ---- helpers --------------------------------------------------------------------------------------------------------
+def randn_rows(shape: Sequence[int], generator: Generators, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Standard normal (B, *rest) in fp32. With a list of B generators row b is drawn from generator b alone, so it
+    does not depend on the batch; a single generator (or None: the global RNG) draws the whole tensor at once."""
+    shape = tuple(shape)
+    if generator is None or isinstance(generator, torch.Generator):
+        gen_device = generator.device if generator is not None else device
+        return torch.randn(shape, generator=generator, device=gen_device).to(device)
+    if len(generator) != shape[0]:
+        raise ValueError(f"Got {len(generator)} generators for a batch of {shape[0]}: pass one per row.")
+    rows = [torch.randn(shape[1:], generator=g, device=g.device) for g in generator]  # B tiny RNG draws
+    return torch.stack(rows).to(device)
+
+
+def _col(x: torch.Tensor) -> torch.Tensor:
+    return x.view(-1, 1, 1)  # (B,) -> (B, 1, 1), broadcast over (N, D)
+
+
+def _lambda(alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    return torch.log(alpha.clamp_min(_ALPHA_FLOOR)) - torch.log(sigma.clamp_min(1e-12))
+
+
+def _ddim(z: torch.Tensor, x0: torch.Tensor, at: torch.Tensor, st: torch.Tensor, as_: torch.Tensor,
+          ss: torch.Tensor) -> torch.Tensor:
+    """z_s = alpha_s x0 + sigma_s eps_hat, written without dividing by alpha (exact at alpha_t = 0)."""
+    ratio = _col(ss / st)
+    return ratio * z + _col(as_ - at * ss / st) * x0
+
+
+def _prepare(z: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+    if z.dim() != 3:
+        raise ValueError(f"z must have shape (batch, num_latents, latent_dim), got {tuple(z.shape)}.")
+    timesteps = torch.as_tensor(timesteps, dtype=torch.float32).flatten()
+    if timesteps.numel() == 0 or (timesteps[1:] >= timesteps[:-1]).any():
+        raise ValueError("timesteps must be a non-empty, strictly decreasing grid of times in [0, 1].")
+    return timesteps
+
+
+def _times(t: float, z: torch.Tensor) -> torch.Tensor:
+    return torch.full((z.shape[0],), float(t), device=z.device)  # (B,)
+
+
+# ---- solvers --------------------------------------------------------------------------------------------------------
+def sample_euler(denoise: DenoiseFn, z: torch.Tensor, timesteps: torch.Tensor, alpha_sigma: AlphaSigmaFn,
+                 callback: StepCallback | None = None) -> torch.Tensor:
+    """Deterministic DDIM (Euler on the probability-flow ODE, x0-parameterised). Returns x0 (B, N, D); S calls."""
+    timesteps = _prepare(z, timesteps)
+    x0 = z
+    for i, t in enumerate(timesteps.tolist()):
+        tt = _times(t, z)
+        x0 = denoise(z, tt)  # (B, N, D)
+        if callback is not None:
+            callback(i, t, z, x0)
+        if i + 1 < len(timesteps):
+            (at, st), (as_, ss) = alpha_sigma(tt), alpha_sigma(_times(timesteps[i + 1], z))
+            z = _ddim(z, x0, at, st, as_, ss)
+    return x0
+
+
+def sample_euler_maruyama(denoise: DenoiseFn, z: torch.Tensor, timesteps: torch.Tensor, alpha_sigma: AlphaSigmaFn,
+                          generator: Generators = None, noise_scale: float = 1.0,
+                          callback: StepCallback | None = None) -> torch.Tensor:
+    """Euler-Maruyama on the reverse SDE in log-SNR time; `noise_scale` multiplies the injected noise. S calls."""
+    timesteps = _prepare(z, timesteps)
+    x0 = z
+    for i, t in enumerate(timesteps.tolist()):
+        tt = _times(t, z)
+        x0 = denoise(z, tt)
+        if callback is not None:
+            callback(i, t, z, x0)
+        if i + 1 < len(timesteps):
+            at, st = alpha_sigma(tt)
+            as_, ss = alpha_sigma(_times(timesteps[i + 1], z))
+            dl = (2.0 * (_lambda(as_, ss) - _lambda(at, st))).clamp_min(0.0)  # (B,) log-SNR increase
+            drift = _col(dl) * (_col(0.5 * st**2 - 1.0) * z + _col(at) * x0)
+            xi = randn_rows(z.shape, generator, z.device)
+            z = z + drift + noise_scale * _col(st * dl.sqrt()) * xi
+    return x0
+
+
+def sample_ddpm(denoise: DenoiseFn, z: torch.Tensor, timesteps: torch.Tensor, alpha_sigma: AlphaSigmaFn,
+                generator: Generators = None, noise_scale: float = 1.0,
+                callback: StepCallback | None = None) -> torch.Tensor:
+    """Ancestral sampling from q(z_s | z_t, x0_hat); `noise_scale` multiplies the posterior std. S calls."""
+    timesteps = _prepare(z, timesteps)
+    x0 = z
+    for i, t in enumerate(timesteps.tolist()):
+        tt = _times(t, z)
+        x0 = denoise(z, tt)
+        if callback is not None:
+            callback(i, t, z, x0)
+        if i + 1 < len(timesteps):
+            at, st = alpha_sigma(tt)
+            as_, ss = alpha_sigma(_times(timesteps[i + 1], z))
+            a_ts = at / as_
+            s2_ts = (st**2 - a_ts**2 * ss**2).clamp_min(0.0)
+            mean = _col(a_ts * ss**2 / st**2) * z + _col(as_ * s2_ts / st**2) * x0
+            std = (s2_ts * ss**2 / st**2).sqrt()
+            z = mean + noise_scale * _col(std) * randn_rows(z.shape, generator, z.device)
+    return x0
+
+
+def sample_dpmpp_2m(denoise: DenoiseFn, z: torch.Tensor, timesteps: torch.Tensor, alpha_sigma: AlphaSigmaFn,
+                    callback: StepCallback | None = None) -> torch.Tensor:
+    """DPM-Solver++(2M): deterministic, second order from the second step on, one call per step. S calls."""
+    timesteps = _prepare(z, timesteps)
+    x0, x0_prev, h_prev = z, None, None
+    for i, t in enumerate(timesteps.tolist()):
+        tt = _times(t, z)
+        x0 = denoise(z, tt)
+        if callback is not None:
+            callback(i, t, z, x0)
+        if i + 1 < len(timesteps):
+            at, st = alpha_sigma(tt)
+            as_, ss = alpha_sigma(_times(timesteps[i + 1], z))
+            h = _lambda(as_, ss) - _lambda(at, st)  # (B,) > 0
+            d = x0
+            if x0_prev is not None:
+                half_inv_r = _col(h / (2.0 * h_prev))  # 1 / (2 r)
+                d = (1.0 + half_inv_r) * x0 - half_inv_r * x0_prev
+            z = _ddim(z, d, at, st, as_, ss)
+            x0_prev, h_prev = x0, h
+    return x0
+
+
+def sample_heun(denoise: DenoiseFn, z: torch.Tensor, timesteps: torch.Tensor, alpha_sigma: AlphaSigmaFn,
+                callback: StepCallback | None = None) -> torch.Tensor:
+    """Heun predictor-corrector on the DDIM update: second order, 2S - 1 calls (the final jump needs one)."""
+    timesteps = _prepare(z, timesteps)
+    x0 = z
+    for i, t in enumerate(timesteps.tolist()):
+        tt = _times(t, z)
+        x0 = denoise(z, tt)
+        if callback is not None:
+            callback(i, t, z, x0)
+        if i + 1 < len(timesteps):
+            ts = _times(timesteps[i + 1], z)
+            (at, st), (as_, ss) = alpha_sigma(tt), alpha_sigma(ts)
+            z_pred = _ddim(z, x0, at, st, as_, ss)
+            x0_corr = denoise(z_pred, ts)
+            z = _ddim(z, 0.5 * (x0 + x0_corr), at, st, as_, ss)
+    return x0
+
+
+def sample(solver: str, denoise: DenoiseFn, z: torch.Tensor, timesteps: torch.Tensor, alpha_sigma: AlphaSigmaFn,
+           generator: Generators = None, noise_scale: float = 1.0,
+           callback: StepCallback | None = None) -> torch.Tensor:
+    """Dispatch on the solver name; returns the final x0 (B, N, D)."""
+    if solver == "euler":
+        return sample_euler(denoise, z, timesteps, alpha_sigma, callback)
+    if solver == "euler_maruyama":
+        return sample_euler_maruyama(denoise, z, timesteps, alpha_sigma, generator, noise_scale, callback)
+    if solver == "ddpm":
+        return sample_ddpm(denoise, z, timesteps, alpha_sigma, generator, noise_scale, callback)
+    if solver == "dpmpp_2m":
+        return sample_dpmpp_2m(denoise, z, timesteps, alpha_sigma, callback)
+    if solver == "heun":
+        return sample_heun(denoise, z, timesteps, alpha_sigma, callback)
+    raise ValueError(f"Unknown solver {solver!r}; choose one of {SOLVERS}.")
+
+
+__all__ = [
+    "SOLVERS",
+    "STOCHASTIC_SOLVERS",
+    "TIME_SPACINGS",
+    "learned_timesteps",
+    "network_calls",
+    "randn_rows",
+    "sample",
+    "sample_ddpm",
+    "sample_dpmpp_2m",
+    "sample_euler",
+    "sample_euler_maruyama",
+    "sample_heun",
+    "uniform_timesteps",
+    "warp_cdf",
+]
