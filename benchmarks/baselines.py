@@ -19,24 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Keep the smallest set of tokens whose probability reaches top_p; the rest get -inf."""
-    if top_p >= 1.0:
-        return logits
-    sorted_logits, order = logits.sort(-1, descending=True)
-    cumulative = sorted_logits.softmax(-1).cumsum(-1)
-    drop = cumulative - sorted_logits.softmax(-1) >= top_p
-    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-    return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+from modeling_ldlm.generation_ldlm import cut_at_eos, rand_rows, sample_tokens
 
 
-def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None):
-    if temperature <= 0:
-        return logits.argmax(-1)
-    probs = top_p_filter(logits.float() / temperature, top_p).softmax(-1)
-    flat = probs.reshape(-1, probs.shape[-1])
-    return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
+def row_generators(batch: int, seed: int) -> list[torch.Generator]:
+    """One generator per row, so a row's sample does not depend on the batch it is drawn in."""
+    return [torch.Generator().manual_seed(seed * 100_003 + row) for row in range(batch)]
 
 
 class Block(nn.Module):
@@ -96,9 +84,10 @@ class ARBaseline(nn.Module):
 
     @torch.no_grad()
     def generate(self, batch: int, temperature: float = 1.0, top_p: float = 1.0,
-                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
+                 seed: int = 0) -> tuple[torch.Tensor, int]:
         """(sequences (B, <= max_length), network calls) with a KV cache: one call per generated position."""
         device = self.net.embed.weight.device
+        generators = row_generators(batch, seed)
         caches = [[None, None] for _ in self.net.blocks]
         seq = torch.full((batch, 1), self.bos, dtype=torch.long, device=device)
         done = torch.zeros(batch, dtype=torch.bool, device=device)
@@ -106,7 +95,7 @@ class ARBaseline(nn.Module):
         for position in range(self.max_length - 1):
             logits = self.net(seq[:, -1:], caches=caches, offset=position)[:, -1]
             calls += 1
-            nxt = sample_tokens(logits, temperature, top_p, generator)
+            nxt = sample_tokens(logits[:, None], temperature > 0, temperature, None, top_p, generators)[:, 0]
             nxt = torch.where(done, torch.full_like(nxt, self.pad), nxt)
             seq = torch.cat([seq, nxt[:, None]], 1)
             done |= nxt == self.eos
@@ -141,9 +130,10 @@ class MDLMBaseline(nn.Module):
 
     @torch.no_grad()
     def generate(self, batch: int, steps: int, temperature: float = 1.0, top_p: float = 1.0,
-                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
+                 seed: int = 0) -> tuple[torch.Tensor, int]:
         """Ancestral sampling from all-[MASK]; returns (sequences cut after EOS, executed network calls)."""
         device = self.net.embed.weight.device
+        generators = row_generators(batch, seed)
         z = torch.full((batch, self.max_length), self.mask_id, dtype=torch.long, device=device)
         z[:, 0] = self.bos
         times = torch.linspace(1.0, 0.0, steps + 1)
@@ -152,20 +142,15 @@ class MDLMBaseline(nn.Module):
             if cached is None:
                 cached = self.subs_logits(z)
                 calls += 1
-            x0 = sample_tokens(cached, temperature, top_p, generator)
+            x0 = sample_tokens(cached, temperature > 0, temperature, None, top_p, generators)
             unmask_prob = (t - s) / t if s > 0 else 1.0
-            u = torch.rand(z.shape, generator=generator, device=device)
+            u = rand_rows(tuple(z.shape), generators, device)
             reveal = (z == self.mask_id) & (u < unmask_prob)
             if reveal.any():
                 z = torch.where(reveal, x0, z)
                 cached = None
-        return cut_after_eos(z, self.eos, self.pad), calls
-
-
-def cut_after_eos(seq: torch.Tensor, eos: int, pad: int) -> torch.Tensor:
-    """Replace everything after the first EOS of each row by pad."""
-    after = (seq == eos).long().cumsum(1) - (seq == eos).long() > 0
-    return seq.masked_fill(after, pad)
+        eos = torch.tensor([self.eos], device=device)
+        return cut_at_eos(z, eos, self.pad, torch.ones(batch, dtype=torch.long, device=device)), calls
 
 
 def count_parameters(module: nn.Module) -> int:
