@@ -179,6 +179,7 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model.frozen_lm.requires_grad_(False)  # loading materialises fresh parameters: freeze them again
         folder = str(pretrained_model_name_or_path)
         if os.path.isfile(os.path.join(folder, "tokenizer_config.json")):
             # Running as remote code means the caller trusted this folder: say so, or AutoTokenizer prompts on stdin.

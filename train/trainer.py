@@ -1,0 +1,239 @@
+"""LDLMTrainer: the joint objective L = c_diff L_diff + c_h L_h + c_w L_w (DESIGN §1) with the four-part recipe
+(DESIGN §2) on top of `transformers.Trainer`:
+
+- diffusion-to-encoder warmup: `encoder_grad_scale = gamma(s)` from `train.schedules.WarmupState`;
+- adaptive timestep sampling: t drawn from the model's `timestep_sampler` (persistent buffers), updated with the
+  per-sample diffusion losses of every rank, so all ranks keep identical state;
+- decoder-input noise and self-conditioning: `LDLMConfig.decoder_noise_std` / `self_condition_prob` (the model);
+- an EMA of the weights (`train.ema.EMAWeights`): checkpoints keep the live weights plus `ema_weights.safetensors`;
+  the final `save_model()` folder holds the EMA weights.
+
+Each loss term, gamma and the timestep distribution are logged; each evaluation logs the token reconstruction
+accuracy through z0 -> G -> T on validation text and the latent-collapse statistic, and warns on collapse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import Trainer, TrainerCallback
+from transformers.utils import logging
+
+from modeling_ldlm.timestep_sampler import warp
+
+from .diagnostics import latent_variance_share
+from .ema import EMAWeights
+from .schedules import WarmupState
+
+logger = logging.get_logger(__name__)
+
+STATE_NAME = "ldlm_trainer_state.json"
+EMA_NAME = "ema_weights.safetensors"
+
+
+class _EMACallback(TrainerCallback):
+    def __init__(self, trainer: LDLMTrainer):
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):  # after each optimiser step
+        if self.trainer.ema is not None:
+            self.trainer.ema.update(self.trainer.accelerator.unwrap_model(self.trainer.model))
+
+
+class LDLMTrainer(Trainer):
+    """`transformers.Trainer` for `LDLMForDiffusionGeneration`; `args` is a `train.arguments.LDLMTrainingArguments`."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        a = self.args
+        # compute_loss returns the mean over the micro-batch: the Trainer divides it by the accumulation steps.
+        self.loss_is_scaled_for_ga = False
+        self.model_accepts_loss_kwargs = False
+        if not 0.0 < a.token_loss_fraction <= 1.0:
+            raise ValueError(f"--token_loss_fraction must be in (0, 1], got {a.token_loss_fraction}.")
+        if a.gamma_warmup_ratio < 0 or (a.gamma_warmup_steps is not None and a.gamma_warmup_steps < 0):
+            raise ValueError("--gamma_warmup_ratio and --gamma_warmup_steps must be >= 0.")
+        if a.gamma_start_accuracy is not None and not 0.0 <= a.gamma_start_accuracy <= 1.0:
+            raise ValueError(f"--gamma_start_accuracy must be in [0, 1], got {a.gamma_start_accuracy}.")
+        trainable = [n for n, p in self.model.named_parameters() if p.requires_grad and n.startswith("frozen_lm.")]
+        if trainable:  # e.g. after from_pretrained: the optimiser must never see the frozen LM
+            logger.warning(f"Freezing {len(trainable)} frozen-LM parameters that had requires_grad=True.")
+            self.accelerator.unwrap_model(self.model).frozen_lm.requires_grad_(False)
+        if self.is_fsdp_enabled and a.ema_decay > 0:
+            raise ValueError("The weight EMA keeps full unsharded copies and does not support FSDP: pass --ema_decay 0.")
+        self.warmup: WarmupState | None = None  # built in `train`, once the number of steps is known
+        self.ema = EMAWeights(self.model, a.ema_decay) if a.ema_decay > 0 else None
+        self.add_callback(_EMACallback(self))
+        self._running: dict[str, torch.Tensor] = {}
+        self._running_count = 0
+        self._save_live_weights = False
+
+    # ---- warmup state -------------------------------------------------------------------------------------------
+    def _build_warmup(self, max_steps: int) -> WarmupState:
+        a = self.args
+        steps = a.gamma_warmup_steps if a.gamma_warmup_steps is not None else int(round(a.gamma_warmup_ratio * max_steps))
+        return WarmupState(warmup_steps=steps, k=a.gamma_k, c=a.gamma_c, gamma_min=a.gamma_min,
+                           accuracy_threshold=a.gamma_start_accuracy, enabled=a.gamma_warmup)
+
+    def current_gamma(self) -> float:
+        if self.warmup is None:
+            self.warmup = self._build_warmup(max(self.args.max_steps, 1))
+        return self.warmup.gamma(self.state.global_step)
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any):
+        max_steps = self.args.max_steps
+        if max_steps is None or max_steps <= 0:
+            dl = self.get_train_dataloader()
+            per_epoch = max(len(dl) // self.args.gradient_accumulation_steps, 1)
+            max_steps = int(per_epoch * self.args.num_train_epochs)
+        if max_steps <= 0:
+            raise ValueError("Training would run 0 optimiser steps: raise --max_steps or --num_train_epochs, or "
+                             "give more data than one batch (per_device_train_batch_size x processes).")
+        self.warmup = self._build_warmup(max_steps)
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    # ---- the loss -----------------------------------------------------------------------------------------------
+    def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
+        a = self.args
+        base = self.accelerator.unwrap_model(model)
+        sampler = base.timestep_sampler
+        b = inputs["input_ids"].shape[0]
+        training = model.training
+        t = None
+        if training and a.adaptive_timesteps:
+            t = sampler.sample(b, uniform_mix=a.timestep_uniform_mix)
+        gamma = self.current_gamma() if training else 1.0
+        outputs = model(**inputs, timesteps=t, encoder_grad_scale=gamma,
+                        token_loss_fraction=a.token_loss_fraction if training else 1.0)
+        if training:
+            self._after_step(sampler, outputs, gamma)
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    @torch.no_grad()
+    def _after_step(self, sampler, outputs, gamma: float) -> None:
+        a = self.args
+        if a.adaptive_timesteps:  # identical update on every rank: the buffers stay in sync under DDP
+            t = self.accelerator.gather(outputs.timesteps.detach())
+            losses = self.accelerator.gather(outputs.loss_diffusion_per_sample.detach())
+            sampler.update(t, losses, decay=a.timestep_ema_decay)
+        accuracy = outputs.token_accuracy.detach()
+        if self.warmup is not None and self.warmup.start_step is None:
+            mean_acc = float(self.accelerator.reduce(accuracy.clone(), reduction="mean"))
+            self.warmup.observe(self.state.global_step, mean_acc)
+        terms = {"loss_diffusion": outputs.loss_diffusion, "loss_hidden": outputs.loss_hidden,
+                 "loss_token": outputs.loss_token, "token_accuracy": accuracy}
+        for k, v in terms.items():
+            self._running[k] = self._running.get(k, 0.0) + v.detach().float()
+        self._running["gamma"] = self._running.get("gamma", 0.0) + torch.tensor(gamma)
+        self._running_count += 1
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._running_count > 0:
+            device = self.args.device
+            stacked = torch.stack([torch.as_tensor(v, device=device).float() for v in self._running.values()])
+            stacked = self.accelerator.reduce(stacked / self._running_count, reduction="mean")
+            logs.update({k: round(float(v), 5) for k, v in zip(self._running, stacked)})
+            self._running, self._running_count = {}, 0
+            sampler = self.accelerator.unwrap_model(self.model).timestep_sampler
+            q = warp(torch.tensor([0.1, 0.5, 0.9], device=sampler.loss_ema.device), sampler.probabilities(0.0))
+            logs.update({"t_q10": round(float(q[0]), 4), "t_q50": round(float(q[1]), 4), "t_q90": round(float(q[2]), 4)})
+            if self.warmup is not None and self.warmup.accuracy_threshold is not None:
+                logs["gamma_started"] = float(self.warmup.start_step is not None)
+        super().log(logs, start_time)
+
+    # ---- evaluation: losses, reconstruction accuracy, collapse ---------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        a = self.args
+        dataloader = self.get_eval_dataloader(eval_dataset)
+        model = self.accelerator.unwrap_model(self.model)
+        was_training = model.training
+        model.eval()
+        cfg = model.config
+        gen = torch.Generator(device="cpu").manual_seed(a.seed)
+        keys = ["loss", "loss_diffusion", "loss_hidden", "loss_token"]
+        sums = torch.zeros(len(keys) + 3, dtype=torch.float64)  # terms x samples, correct tokens, tokens, samples
+        latents = []
+        for step, batch in enumerate(dataloader):
+            if a.max_eval_batches is not None and step >= a.max_eval_batches:
+                break
+            batch = self._prepare_inputs(batch)
+            b = batch["input_ids"].shape[0]
+            t = ((torch.arange(b, dtype=torch.float32) + 0.5) / b).to(a.device)  # fixed grid: comparable losses
+            noise = torch.randn(b, cfg.num_latents, cfg.latent_dim, generator=gen).to(a.device)
+            out = model(**batch, timesteps=t, noise=noise, self_condition=False, encoder_grad_scale=1.0)
+            tokens = float(batch["attention_mask"].sum())
+            for i, k in enumerate(keys):
+                sums[i] += float(getattr(out, k)) * b
+            sums[len(keys)] += float(out.token_accuracy) * tokens  # eval: every position, no decoder noise
+            sums[len(keys) + 1] += tokens
+            sums[len(keys) + 2] += b
+            latents.append(out.latents.float().cpu())
+        model.train(was_training)
+        if not latents:
+            raise ValueError("The evaluation set gave no batches: check --validation_file / --max_eval_samples.")
+        share = latent_variance_share(torch.cat(latents)) if sum(len(z) for z in latents) > 1 else float("nan")
+        totals = torch.cat([sums, torch.tensor([share], dtype=torch.float64)]).to(a.device)
+        totals = self.accelerator.reduce(totals, reduction="sum").cpu()
+        n = float(totals[len(keys) + 2])
+        metrics = {f"{metric_key_prefix}_{k}": float(totals[i]) / n for i, k in enumerate(keys)}
+        metrics[f"{metric_key_prefix}_token_accuracy"] = float(totals[len(keys)] / totals[len(keys) + 1])
+        metrics[f"{metric_key_prefix}_latent_variance_share"] = float(totals[-1]) / self.accelerator.num_processes
+        metrics[f"{metric_key_prefix}_gamma"] = self.current_gamma()
+        share = metrics[f"{metric_key_prefix}_latent_variance_share"]
+        if share < a.collapse_threshold:
+            logger.warning(
+                f"LATENT COLLAPSE at step {self.state.global_step}: only {share:.1%} of the latent energy differs "
+                f"between validation texts (gamma={metrics[f'{metric_key_prefix}_gamma']:.4f}, reconstruction "
+                f"accuracy {metrics[f'{metric_key_prefix}_token_accuracy']:.1%}). Make the warmup wait longer "
+                "(--gamma_start_accuracy, --gamma_warmup_ratio) or lower --gamma_min.")
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+    # ---- saving and resuming ------------------------------------------------------------------------------------
+    def _save_checkpoint(self, model, trial) -> None:
+        self._save_live_weights = True
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._save_live_weights = False
+        if self.args.should_save:
+            folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+            state = {"warmup": self.warmup.state_dict() if self.warmup is not None else None}
+            with open(os.path.join(folder, STATE_NAME), "w") as f:
+                json.dump(state, f)
+            if self.ema is not None:
+                save_file(self.ema.state_dict(), os.path.join(folder, EMA_NAME))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        path = os.path.join(resume_from_checkpoint, STATE_NAME)
+        if os.path.isfile(path):
+            with open(path) as f:
+                state = json.load(f)
+            if state.get("warmup") is not None and self.warmup is not None:
+                self.warmup.load_state_dict(state["warmup"])
+        else:
+            logger.warning(f"{path} is missing: the gamma warmup restarts from its initial state.")
+        ema_path = os.path.join(resume_from_checkpoint, EMA_NAME)
+        if self.ema is not None:
+            if os.path.isfile(ema_path):
+                self.ema.load_state_dict(load_file(ema_path))
+            else:
+                logger.warning(f"{ema_path} is missing: the EMA restarts from the current weights.")
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """Checkpoints hold the live weights; every other save (the final folder, push_to_hub) the EMA weights."""
+        if self.ema is None or self._save_live_weights:
+            return super()._save(output_dir, state_dict)
+        with self.ema.applied(self.accelerator.unwrap_model(self.model)):
+            return super()._save(output_dir, None)
+
+    def create_model_card(self, *args: Any, **kwargs: Any) -> None:
+        """The model card is rendered by `train.model_card` (run.py), not by the Trainer's generic one."""
+        return None
