@@ -134,7 +134,10 @@ def load_scorer(name_or_path: str | None = None, device: str | torch.device = "c
 def _score_batches(scorer: Scorer, texts: Sequence[str], batch_size: int, max_length: int):
     """Yield (token ids (B, T), mask (B, T), model outputs) with the scorer's BOS/EOS token prepended."""
     tok = scorer.tokenizer
-    prefix = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    prefix = next((i for i in (tok.bos_token_id, tok.eos_token_id, getattr(tok, "cls_token_id", None))
+                   if i is not None), None)
+    if prefix is None:
+        raise ValueError("The scorer's tokenizer has no BOS, EOS or CLS token to start each text with.")
     device = next(scorer.model.parameters()).device
     for start in range(0, len(texts), batch_size):
         rows = [tok(t, add_special_tokens=False, truncation=True, max_length=max_length - 1).input_ids

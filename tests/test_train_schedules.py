@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from train.diagnostics import latent_variance_share, unigram_entropy
+from train.diagnostics import latent_variance_share
 from train.ema import EMAWeights
 from train.model_card import DEFAULT_TEMPLATE, render_model_card
 from train.schedules import WarmupState, gamma_schedule
@@ -70,9 +70,6 @@ def test_diagnostics():
     same = torch.randn(1, 4, 8).expand(16, 4, 8)
     assert latent_variance_share(same) == pytest.approx(0.0, abs=1e-6)
     assert latent_variance_share(torch.randn(4096, 4, 8)) == pytest.approx(1.0, abs=0.02)
-    assert unigram_entropy([1, 1, 1]) == 0.0
-    assert unigram_entropy([1, 2]) == pytest.approx(math.log(2))
-    assert unigram_entropy([]) == 0.0
 
 
 def test_model_card_render():

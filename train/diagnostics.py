@@ -1,16 +1,12 @@
-"""Diagnostics of joint training (DESIGN §9): the latent-collapse statistic and the unigram entropy of samples.
+"""Diagnostics of joint training (DESIGN §9): the latent-collapse statistic.
 
     share = mean_{n,d} Var_b(z0[b, n, d]) / mean_{b,n,d} z0[b, n, d]^2
 
 is the share of latent energy that differs between samples: ~1 for healthy latents, -> 0 when every text maps to the
-same latents (collapse). The unigram entropy of a sample is -sum_w p(w) log p(w) over its own token frequencies.
+same latents (collapse). Sample metrics (unigram entropy, ...) live in `modeling_ldlm.metrics`.
 """
 
 from __future__ import annotations
-
-import math
-from collections import Counter
-from collections.abc import Sequence
 
 import torch
 
@@ -24,12 +20,3 @@ def latent_variance_share(latents: torch.Tensor) -> float:
     if energy <= 0:
         return 0.0
     return float(z.var(0, unbiased=False).mean() / energy)
-
-
-def unigram_entropy(tokens: Sequence[int | str]) -> float:
-    """Entropy (nats) of the token frequency distribution of one sample; 0 for an empty or one-token sample."""
-    counts = Counter(tokens)
-    total = sum(counts.values())
-    if total == 0:
-        return 0.0
-    return -sum(c / total * math.log(c / total) for c in counts.values())

@@ -25,6 +25,7 @@ from transformers import HfArgumentParser, set_seed
 from transformers.utils import logging
 
 from modeling_ldlm import LDLMForDiffusionGeneration
+from modeling_ldlm.metrics import unigram_entropy
 from train.arguments import DataArguments, LDLMTrainingArguments, ModelArguments
 from train.data import (
     CachedHiddenDataset,
@@ -34,7 +35,6 @@ from train.data import (
     precompute_hidden_states,
     tokenize,
 )
-from train.diagnostics import unigram_entropy
 from train.model_card import render_model_card
 from train.trainer import LDLMTrainer
 
@@ -137,11 +137,8 @@ def prepare_data(model, data_args: DataArguments, training_args: LDLMTrainingArg
 
 
 def sample_texts(model, tokenizer, n: int, steps: int, seed: int) -> tuple[list[str], float] | None:
-    """`n` samples from `model.generate` and their mean unigram entropy; None if generate is not available."""
+    """`n` samples from `model.generate` and their mean unigram entropy; None when n <= 0."""
     if n <= 0:
-        return None
-    if not callable(getattr(model, "generate", None)):
-        print("Note: this version of modeling_ldlm has no generate() yet; skipping samples.")
         return None
     ids = model.generate(num_return_sequences=n, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed))
     special = set(tokenizer.all_special_ids)
@@ -201,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
         name = a.hub_model_id or os.path.basename(os.path.abspath(out))
         evals = {k: v for k, v in metrics.items() if k.startswith("eval_")}
-        samples_md = "\n".join(f"- {s}" for s in summary.get("samples", [])) or "(generate() not available)"
+        samples_md = "\n".join(f"- {s}" for s in summary.get("samples", [])) or "(no samples drawn)"
         entropy = f"{summary['sample_entropy']:.3f} nats" if "sample_entropy" in summary else "n/a"
         dataset = data_args.dataset_name or data_args.train_file
         context = {
