@@ -175,7 +175,9 @@ class LDLMTrainer(Trainer):
             latents.append(out.latents.float().cpu())
         model.train(was_training)
         if not latents:
-            raise ValueError("The evaluation set gave no batches: check --validation_file / --max_eval_samples.")
+            raise ValueError("The evaluation set gave no batches: check --validation_file / --max_eval_samples, and "
+                             "that it holds at least --per_device_eval_batch_size examples when "
+                             "--dataloader_drop_last is on.")
         share = latent_variance_share(torch.cat(latents)) if sum(len(z) for z in latents) > 1 else float("nan")
         totals = torch.cat([sums, torch.tensor([share], dtype=torch.float64)]).to(a.device)
         totals = self.accelerator.reduce(totals, reduction="sum").cpu()

@@ -1,0 +1,94 @@
+"""Score one generator ("arm") the same way as every other: samples -> metrics, and speed.
+
+An arm is a function `sample(batch, steps, knob, seed) -> (list of token-id lists without special tokens,
+executed network calls)`. Quality rows sweep the sampling knob (the frontier); speed rows time batch-1 latency and
+batch-64 throughput (median of warm runs) and peak memory at each step count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from modeling_ldlm.metrics import (
+    Scorer,
+    distinct_n,
+    generative_perplexity,
+    mauve_score,
+    mean_repetition_rate,
+    mean_unigram_entropy,
+)
+
+from .speed import median_time, peak_memory
+
+SampleFn = Callable[[int, int, float, int], tuple[list[list[int]], int]]
+
+
+def text_metrics(token_lists: Sequence[Sequence[int]], decode: Callable[[Sequence[int]], str], scorer: Scorer,
+                 references: Sequence[str] | None = None, seed: int = 0) -> dict:
+    """gen-PPL, entropy, repetition and (with references) MAUVE of one set of samples."""
+    texts = [decode(t) for t in token_lists]
+    row = {"num_samples": len(texts), "mean_length": sum(len(t) for t in token_lists) / max(len(token_lists), 1),
+           "entropy": mean_unigram_entropy(token_lists), "examples": texts[:3]}
+    row.update({f"rep_{n}": mean_repetition_rate(token_lists, n) for n in (2, 3, 4)})
+    row.update({f"distinct_{n}": distinct_n(token_lists, n) for n in (1, 2)})
+    if any(t.strip() for t in texts):
+        row.update(generative_perplexity(texts, scorer))
+    else:
+        row.update({"gen_ppl": math.inf, "scorer": scorer.name, "scorer_checksum": scorer.checksum})
+    if references is not None:
+        row["mauve"] = mauve_score(texts, references, scorer, seed=seed)["mauve"]
+    return row
+
+
+def quality_rows(arm: str, sample: SampleFn, steps_list: Sequence[int], knobs: Sequence[float], num_samples: int,
+                 decode: Callable[[Sequence[int]], str], scorer: Scorer, batch_size: int = 64, seed: int = 0,
+                 references: Sequence[str] | None = None, mauve_at: tuple[int, float] | None = None) -> list[dict]:
+    rows = []
+    for steps in steps_list:
+        for knob in knobs:
+            tokens, calls = [], 0
+            for start in range(0, num_samples, batch_size):
+                batch = min(batch_size, num_samples - start)
+                out, c = sample(batch, steps, knob, seed + start)
+                tokens += out
+                calls = max(calls, c)
+            refs = references if mauve_at == (steps, knob) else None
+            row = {"arm": arm, "steps": steps, "knob": knob, "network_calls": calls, "seed": seed}
+            row.update(text_metrics(tokens, decode, scorer, refs, seed))
+            rows.append(row)
+    return rows
+
+
+def speed_rows(arm: str, sample: SampleFn, steps_list: Sequence[int], knob: float, throughput_batch: int = 64,
+               repeats: int = 3) -> list[dict]:
+    rows = []
+    for steps in steps_list:
+        def run(batch: int, steps: int = steps) -> None:
+            sample(batch, steps, knob, 0)
+
+        latency = median_time(lambda: run(1), warmup=1, repeats=repeats)
+        throughput = median_time(lambda: run(throughput_batch), warmup=1, repeats=repeats)
+        memory = peak_memory(lambda: run(throughput_batch))
+        _, calls = sample(1, steps, knob, 0)
+        rows.append({"arm": arm, "steps": steps, "knob": knob, "network_calls": calls,
+                     "latency_batch1_s": latency["median_s"], "latency_runs_s": latency["runs_s"],
+                     f"throughput_batch{throughput_batch}_seq_per_s": throughput_batch / throughput["median_s"],
+                     "throughput_runs_s": throughput["runs_s"], "peak_memory_mib": memory["peak_mib"],
+                     "memory_kind": memory["kind"]})
+    return rows
+
+
+def gen_ppl_at_entropy(rows: Sequence[dict], entropy: float) -> dict:
+    """Interpolate log gen-PPL linearly in entropy along one arm's frontier (rows of one step count).
+
+    Returns the value and whether it was interpolated (inside the swept range) or the nearest point's value."""
+    points = sorted((r["entropy"], math.log(r["gen_ppl"])) for r in rows if math.isfinite(r["gen_ppl"]))
+    if not points:
+        return {"gen_ppl": math.inf, "matched": False}
+    for (e0, p0), (e1, p1) in zip(points, points[1:]):
+        if e0 <= entropy <= e1:
+            w = 0.0 if e1 == e0 else (entropy - e0) / (e1 - e0)
+            return {"gen_ppl": math.exp(p0 + w * (p1 - p0)), "matched": True}
+    nearest = min(points, key=lambda p: abs(p[0] - entropy))
+    return {"gen_ppl": math.exp(nearest[1]), "matched": False, "nearest_entropy": nearest[0]}

