@@ -53,6 +53,15 @@ def token_batch(batch: int = 3, length: int = 10, seed: int = 0, lengths: list[i
     return ids, mask
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared 2-core machine spinning threads cost 100x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(params=["bert", "gpt2"])
 def lm_kind(request) -> str:
     return request.param

@@ -4,7 +4,6 @@ import json
 import textwrap
 
 import pytest
-import torch
 
 from modeling_ldlm import LDLMForDiffusionGeneration
 from modeling_ldlm.handler import EndpointHandler
@@ -31,12 +30,7 @@ PIPELINE = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
