@@ -31,17 +31,17 @@ CONFIG_INVALID = {
 
 
 @st.composite
-def config_fields(draw):
-    """Valid fields with, half the time, exactly one of them corrupted."""
-    fields = {k: draw(v) for k, v in CONFIG_VALID.items()}
-    bad = draw(st.one_of(st.none(), st.sampled_from(sorted(CONFIG_INVALID))))
+def one_corrupted(draw, valid: dict, invalid: dict):
+    """(values, name): valid values for every key and, some of the time, exactly one key `name` corrupted."""
+    values = {k: draw(v) for k, v in valid.items()}
+    bad = draw(st.one_of(st.none(), st.sampled_from(sorted(invalid))))
     if bad is not None:
-        fields[bad] = draw(CONFIG_INVALID[bad])
-    return fields, bad
+        values[bad] = draw(invalid[bad])
+    return values, bad
 
 
 @settings(max_examples=80, deadline=None)
-@given(case=config_fields())
+@given(case=one_corrupted(CONFIG_VALID, CONFIG_INVALID))
 def test_config_fields_are_valid_or_rejected_clearly(case):
     fields, bad = case
     try:
@@ -91,18 +91,8 @@ INVALID = {
 }
 
 
-@st.composite
-def generate_kwargs(draw):
-    """Valid arguments with, half the time, exactly one of them corrupted."""
-    kwargs = {k: draw(v) for k, v in VALID.items()}
-    bad = draw(st.one_of(st.none(), st.sampled_from(sorted(INVALID))))
-    if bad is not None:
-        kwargs[bad] = draw(INVALID[bad])
-    return kwargs, bad
-
-
 @settings(max_examples=80, deadline=None)
-@given(case=generate_kwargs())
+@given(case=one_corrupted(VALID, INVALID))
 def test_generate_arguments_work_or_raise_clearly(case):
     kwargs, bad = case
     try:
