@@ -60,6 +60,8 @@ class DataArguments:
     train_file: str | None = field(default=None, metadata={"help": "Local text file(s), one example/document a line."})
     validation_file: str | None = None
     text_column: str = "text"
+    encoding_errors: str = field(default="strict", metadata={
+        "help": "Bytes of --train_file that are not UTF-8: 'strict' (stop and say where), 'replace' or 'ignore'."})
     validation_split_percentage: float = 5.0
     data_mode: str = field(default="sentence", metadata={"help": "'sentence' (one line each) or 'packed'."})
     long_lines: str = field(default="truncate", metadata={"help": "Over-long sentences: 'truncate' or 'drop'."})
@@ -88,5 +90,9 @@ class LDLMTrainingArguments(TrainingArguments):
     ema_decay: float = field(default=0.999, metadata={"help": "EMA of the weights saved for generation; 0: off."})
     max_eval_batches: int | None = 8
     collapse_threshold: float = field(default=0.1, metadata={"help": "Warn when the latent variance share is below."})
+    nonfinite_loss: str = field(default="stop", metadata={
+        "help": "A NaN/Inf loss: 'stop' raises naming the term and step; 'skip' drops that batch's gradient (it "
+                "still stops after --max_nonfinite_skips skips in a row)."})
+    max_nonfinite_skips: int = field(default=10, metadata={"help": "Consecutive skipped batches before stopping."})
     num_samples: int = field(default=4, metadata={"help": "Samples printed at the end (needs model.generate)."})
     sample_steps: int = 100

@@ -105,7 +105,8 @@ def prepare_data(model, data_args: DataArguments, training_args: LDLMTrainingArg
         raise ValueError("The model has no tokenizer: the frozen LM folder / checkpoint must include one.")
     with training_args.main_process_first(desc="tokenise"):
         raw = load_text(data_args.dataset_name, data_args.dataset_config_name, data_args.train_file,
-                        data_args.validation_file, data_args.text_column, data_args.validation_split_percentage)
+                        data_args.validation_file, data_args.text_column, data_args.validation_split_percentage,
+                        data_args.encoding_errors)
         tokens = tokenize(raw, tokenizer, model.config.max_sequence_length, data_args.data_mode,
                           data_args.long_lines, data_args.preprocessing_num_workers)
     train, valid = tokens["train"], tokens["validation"]
@@ -162,7 +163,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train_ds, valid_ds = prepare_data(model, data_args, training_args)
     trainer = LDLMTrainer(model=model, args=training_args, train_dataset=train_ds, eval_dataset=valid_ds,
                           data_collator=LDLMCollator(model.config.pad_token_id), processing_class=model.tokenizer)
-    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    resume = training_args.resume_from_checkpoint
+    if isinstance(resume, str) and resume.lower() in ("true", "last", "latest"):
+        resume = True  # the newest complete checkpoint-* in --output_dir
+    result = trainer.train(resume_from_checkpoint=resume)
     metrics = dict(result.metrics)
     metrics.update(trainer.evaluate())
     trainer.save_model()  # the EMA weights, config, remote code, tokenizer (and generation config)

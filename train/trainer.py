@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 from transformers.utils import logging
 
 from modeling_ldlm.timestep_sampler import warp
@@ -33,6 +35,8 @@ logger = logging.get_logger(__name__)
 
 STATE_NAME = "ldlm_trainer_state.json"
 EMA_NAME = "ema_weights.safetensors"
+STAGING_DIR = "_checkpoint-staging"  # written here, then renamed into place; "_*" is never pushed to the Hub
+LOSS_TERMS = ("loss_diffusion", "loss_hidden", "loss_token")
 
 
 class _EMACallback(TrainerCallback):
@@ -71,6 +75,13 @@ class LDLMTrainer(Trainer):
         self._running: dict[str, torch.Tensor] = {}
         self._running_count = 0
         self._save_live_weights = False
+        self._staging_root: str | None = None
+        if a.nonfinite_loss not in ("stop", "skip"):
+            raise ValueError(f"--nonfinite_loss must be 'stop' or 'skip', got {a.nonfinite_loss!r}.")
+        if a.max_nonfinite_skips < 1:
+            raise ValueError(f"--max_nonfinite_skips must be >= 1, got {a.max_nonfinite_skips}.")
+        self._nonfinite_in_a_row = 0
+        self.skipped_nonfinite_batches = 0
 
     # ---- warmup state -------------------------------------------------------------------------------------------
     def _build_warmup(self, max_steps: int) -> WarmupState:
@@ -109,9 +120,33 @@ class LDLMTrainer(Trainer):
         gamma = self.current_gamma() if training else 1.0
         outputs = model(**inputs, timesteps=t, encoder_grad_scale=gamma,
                         token_loss_fraction=a.token_loss_fraction if training else 1.0)
+        loss = outputs.loss
         if training:
-            self._after_step(sampler, outputs, gamma)
-        return (outputs.loss, outputs) if return_outputs else outputs.loss
+            if bool(torch.isfinite(loss)):
+                self._nonfinite_in_a_row = 0
+                self._after_step(sampler, outputs, gamma)
+            else:  # never feed NaN to the timestep sampler, the warmup or the logs
+                loss = self._nonfinite(model, outputs)
+        return (loss, outputs) if return_outputs else loss
+
+    def _nonfinite(self, model, outputs) -> torch.Tensor:
+        """A NaN/Inf loss: raise naming the term and the step, or (--nonfinite_loss skip) return a zero loss that
+        gives every trainable parameter a zero gradient, so this batch changes nothing but DDP stays in step."""
+        a = self.args
+        step = self.state.global_step + 1
+        terms = ", ".join(f"{k}={float(getattr(outputs, k).detach()):.4g}" for k in LOSS_TERMS)
+        bad = [k for k in LOSS_TERMS if not bool(torch.isfinite(getattr(outputs, k)))]
+        where = f"non-finite {', '.join(bad) or 'loss'} at optimiser step {step} ({terms})"
+        self._nonfinite_in_a_row += 1
+        self.skipped_nonfinite_batches += 1
+        if a.nonfinite_loss == "stop" or self._nonfinite_in_a_row > a.max_nonfinite_skips:
+            streak = f" after {self._nonfinite_in_a_row} skipped batches in a row" if a.nonfinite_loss == "skip" else ""
+            raise FloatingPointError(
+                f"Training stopped{streak}: {where}. Lower --learning_rate or --max_grad_norm, train in fp32 or bf16 "
+                "rather than fp16, check the data, or pass --nonfinite_loss skip to drop such batches; resume from "
+                "the last checkpoint with --resume_from_checkpoint.")
+        logger.warning(f"Skipping the batch: {where} (--nonfinite_loss skip).")
+        return sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
 
     @torch.no_grad()
     def _after_step(self, sampler, outputs, gamma: float) -> None:
@@ -198,19 +233,43 @@ class LDLMTrainer(Trainer):
         return metrics
 
     # ---- saving and resuming ------------------------------------------------------------------------------------
+    def _get_output_dir(self, trial) -> str:
+        return getattr(self, "_staging_root", None) or super()._get_output_dir(trial)
+
     def _save_checkpoint(self, model, trial) -> None:
-        self._save_live_weights = True
+        """Write the checkpoint into `<output_dir>/_checkpoint-staging/checkpoint-N`, then rename it into place:
+        a run killed mid-write (SIGKILL, preemption) leaves only complete `checkpoint-*` folders behind, so
+        `--resume_from_checkpoint` always finds a loadable one. Rotation runs after the rename."""
+        run_dir = super()._get_output_dir(trial)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staging_root = os.path.join(run_dir, STAGING_DIR)
+        staging, final = os.path.join(staging_root, name), os.path.join(run_dir, name)
+        if self.args.should_save and os.path.isdir(staging_root):
+            shutil.rmtree(staging_root)  # half-written leftovers of a killed run
+        self.accelerator.wait_for_everyone()
+        self._staging_root, self._save_live_weights = staging_root, True
         try:
             super()._save_checkpoint(model, trial)
         finally:
-            self._save_live_weights = False
+            self._staging_root, self._save_live_weights = None, False
         if self.args.should_save:
-            folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
-            state = {"warmup": self.warmup.state_dict() if self.warmup is not None else None}
-            with open(os.path.join(folder, STATE_NAME), "w") as f:
-                json.dump(state, f)
+            with open(os.path.join(staging, STATE_NAME), "w") as f:
+                json.dump({"warmup": self.warmup.state_dict() if self.warmup is not None else None}, f)
             if self.ema is not None:
-                save_file(self.ema.state_dict(), os.path.join(folder, EMA_NAME))
+                save_file(self.ema.state_dict(), os.path.join(staging, EMA_NAME))
+            if self.state.best_model_checkpoint and self.state.best_model_checkpoint.startswith(staging_root):
+                self.state.best_model_checkpoint = os.path.join(run_dir, os.path.basename(staging))
+                self.state.save_to_json(os.path.join(staging, "trainer_state.json"))
+        self.accelerator.wait_for_everyone()  # every rank has written its RNG state
+        if self.args.should_save:
+            _fsync_tree(staging)
+            if os.path.isdir(final):  # the same step saved again (e.g. after a resume)
+                shutil.rmtree(final)
+            os.replace(staging, final)
+            os.rmdir(staging_root)
+            rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+        self.accelerator.wait_for_everyone()
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
@@ -239,3 +298,11 @@ class LDLMTrainer(Trainer):
     def create_model_card(self, *args: Any, **kwargs: Any) -> None:
         """The model card is rendered by `train.model_card` (run.py), not by the Trainer's generic one."""
         return None
+
+
+def _fsync_tree(folder: str) -> None:
+    """Flush every file of a folder to disk before it is renamed into place."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                os.fsync(f.fileno())
