@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 from transformers import initialization as init
@@ -111,6 +112,20 @@ class LDLMPreTrainedModel(PreTrainedModel):
             super()._init_weights(module)
 
 
+def check_tokenizer_matches(config: LDLMConfig, tokenizer: Any, where: str) -> None:
+    """Raise a ValueError when `tokenizer` cannot belong to `config`: more tokens than the model's vocabulary, or
+    end/pad ids that differ (generation would cut and pad at the wrong token, silently)."""
+    if len(tokenizer) > config.vocab_size:
+        raise ValueError(f"The tokenizer of {where!r} has {len(tokenizer)} tokens but the model's vocabulary has "
+                         f"{config.vocab_size}: use the tokenizer the model was trained with.")
+    eos = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    for field, token_id in (("eos_token_id", eos), ("pad_token_id", tokenizer.pad_token_id)):
+        if token_id is not None and getattr(config, field) is not None and token_id != getattr(config, field):
+            raise ValueError(f"The tokenizer of {where!r} has {field}={token_id} but the model's config has "
+                             f"{field}={getattr(config, field)}: use the tokenizer the model was trained with, or "
+                             f"set config.{field} to match it.")
+
+
 class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
     """Frozen LM + latent encoder + DiT denoiser + latent decoder + token decoder, trained jointly;
     `generate` comes from `LDLMGenerationMixin` (generation_ldlm.py)."""
@@ -148,7 +163,7 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         everything else is freshly initialised. `preset` is one of `PRESETS`; any `LDLMConfig` field overrides it."""
         if preset is not None and preset not in PRESETS:
             raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}.")
-        lm = AutoModel.from_pretrained(name_or_path)
+        lm = AutoModel.from_pretrained(name_or_path, use_safetensors=True)
         tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(name_or_path)
         if len(tokenizer) > lm.config.vocab_size:
             raise ValueError(
@@ -173,18 +188,33 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         missing, unexpected = model.frozen_lm.load_state_dict(lm.state_dict(), strict=False)
         if unexpected or [k for k in missing if not k.endswith("position_ids")]:
             raise ValueError(f"Frozen LM weights do not fit: missing {missing}, unexpected {unexpected}.")
+        check_tokenizer_matches(config, tokenizer, str(name_or_path))
         model.tokenizer = tokenizer
         return model
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        """`PreTrainedModel.from_pretrained` reading safetensors only (never pickle), with clear errors for a
+        corrupted weights file, non-finite weights, or a tokenizer that does not belong to the config."""
+        kwargs.setdefault("use_safetensors", True)
+        name = str(pretrained_model_name_or_path)
+        try:
+            model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except SafetensorError as err:
+            raise ValueError(
+                f"The weights of {name!r} are not a readable safetensors file ({err}); the download or the save was "
+                "probably cut short. Delete the file and download it again (from_pretrained(..., "
+                "force_download=True)) or save the model again.") from err
         model.frozen_lm.requires_grad_(False)  # loading materialises fresh parameters: freeze them again
-        folder = str(pretrained_model_name_or_path)
-        if os.path.isfile(os.path.join(folder, "tokenizer_config.json")):
+        bad = [n for n, p in model.named_parameters() if p.is_floating_point() and not bool(torch.isfinite(p).all())]
+        if bad:
+            raise ValueError(f"The weights of {name!r} hold NaN/Inf values in {bad[:5]}{' ...' if len(bad) > 5 else ''}"
+                             ": the checkpoint is corrupted or training diverged before it was saved.")
+        if os.path.isfile(os.path.join(name, "tokenizer_config.json")):
             # Running as remote code means the caller trusted this folder: say so, or AutoTokenizer prompts on stdin.
             trusted = kwargs.get("trust_remote_code", cls.__module__.startswith("transformers_modules"))
-            model.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trusted)
+            model.tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trusted)
+            check_tokenizer_matches(model.config, model.tokenizer, name)
         return model
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:

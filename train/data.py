@@ -16,16 +16,19 @@ from typing import Any
 
 import torch
 from datasets import Dataset, DatasetDict, load_dataset
+from datasets.exceptions import DatasetGenerationError
 
 MODES = ("sentence", "packed")
 LONG_LINES = ("truncate", "drop")
+ENCODING_ERRORS = ("strict", "replace", "ignore")
 
 
 def load_text(dataset_name: str | None = None, dataset_config_name: str | None = None,
               train_file: str | None = None, validation_file: str | None = None, text_column: str = "text",
-              validation_split_percentage: float = 5.0) -> DatasetDict:
+              validation_split_percentage: float = 5.0, encoding_errors: str = "strict") -> DatasetDict:
     """Raw text as a DatasetDict with "train" and "validation" splits and a "text" column. Without a validation
-    split, the last `validation_split_percentage` percent of the training rows become validation."""
+    split, the last `validation_split_percentage` percent of the training rows become validation. Local files are
+    read as UTF-8; `encoding_errors` ('strict', 'replace', 'ignore') says what to do with other bytes."""
     if dataset_name is None and train_file is None:
         raise ValueError("Give either --dataset_name (a Hub dataset) or --train_file (local text files).")
     if dataset_name is not None:
@@ -36,10 +39,21 @@ def load_text(dataset_name: str | None = None, dataset_config_name: str | None =
                 raise ValueError(f"Data file {path!r} does not exist.")
             if path is not None and os.path.getsize(path) == 0:
                 raise ValueError(f"Data file {path!r} is empty.")
+        if encoding_errors not in ENCODING_ERRORS:
+            raise ValueError(f"--encoding_errors must be one of {ENCODING_ERRORS}, got {encoding_errors!r}.")
         files = {"train": train_file}
         if validation_file is not None:
             files["validation"] = validation_file
-        raw = load_dataset("text", data_files=files)
+        try:
+            raw = load_dataset("text", data_files=files, encoding_errors=encoding_errors)
+        except DatasetGenerationError as err:
+            cause = err.__cause__ or err.__context__
+            if not isinstance(cause, UnicodeDecodeError):
+                raise
+            named = " or ".join(repr(f) for f in files.values())
+            raise ValueError(f"{named} is not UTF-8 text: {cause}. Convert it "
+                             "(iconv -f latin1 -t utf-8), or pass --encoding_errors replace to read such bytes as "
+                             "U+FFFD, or --encoding_errors ignore to drop them.") from err
     if "train" not in raw:
         raise ValueError(f"The dataset has no 'train' split (splits: {list(raw)}).")
     if text_column not in raw["train"].column_names:
