@@ -8,7 +8,7 @@ from transformers import TextDiffusionStreamer
 from modeling_ldlm import LDLMForDiffusionGeneration, LDLMGenerationConfig
 from modeling_ldlm.generation_ldlm import cut_at_eos, sample_tokens
 
-from .conftest import EOS, VOCAB, tiny_lm_folder, tiny_model, token_batch
+from .conftest import EOS, VOCAB, tiny_lm_folder, tiny_model, tiny_sizes, token_batch
 
 L = 16  # tiny canvas
 
@@ -203,9 +203,7 @@ def test_streamer_gets_one_draft_per_step(model, solver):
 
 def test_text_diffusion_streamer_renders(tmp_path, capsys):
     lm = tiny_lm_folder(tmp_path / "lm")
-    model = LDLMForDiffusionGeneration.from_frozen_lm(str(lm), **{k: v for k, v in tiny_model().config.to_dict(
-    ).items() if k.endswith(("_size", "_heads", "_layers")) or k in ("num_latents", "latent_dim",
-                                                                      "max_sequence_length")}).eval()
+    model = LDLMForDiffusionGeneration.from_frozen_lm(str(lm), **tiny_sizes()).eval()
     streamer = TextDiffusionStreamer(model.tokenizer, skip_special_tokens=True)
     enc = model.tokenizer("w1 w2 w3", return_tensors="pt")
     model.generate(**enc, num_inference_steps=3, max_new_tokens=4, streamer=streamer)

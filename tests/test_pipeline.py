@@ -8,7 +8,7 @@ import pytest
 from modeling_ldlm import LDLMForDiffusionGeneration
 from modeling_ldlm.handler import EndpointHandler
 
-from .conftest import tiny_lm_folder, tiny_model
+from .conftest import tiny_lm_folder, tiny_sizes
 from .test_remote_code import run_fresh
 
 PIPELINE = textwrap.dedent("""
@@ -37,9 +37,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("hub")
     lm = tiny_lm_folder(root / "lm")
-    sizes = {k: v for k, v in tiny_model().config.to_dict().items()
-             if k.endswith(("_size", "_heads", "_layers")) or k in ("num_latents", "latent_dim", "max_sequence_length")}
-    model = LDLMForDiffusionGeneration.from_frozen_lm(str(lm), **sizes).eval()
+    model = LDLMForDiffusionGeneration.from_frozen_lm(str(lm), **tiny_sizes()).eval()
     model.generation_config.num_inference_steps = 5
     model.save_pretrained(root / "ckpt")
     return root / "ckpt"
