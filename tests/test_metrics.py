@@ -88,3 +88,36 @@ def test_offline_scorer_prefers_english():
     good = generative_perplexity(["The cat sat on the mat and looked out of the window."], s)["gen_ppl"]
     bad = generative_perplexity(["window the of out looked and mat the on sat cat The."], s)["gen_ppl"]
     assert good < bad and len(s.checksum) == 16
+
+
+# ---- the local `evaluate` modules (evaluate_metrics/), loaded by path: offline ------------------------------------
+EVALUATE_DIR = __import__("pathlib").Path(__file__).resolve().parents[1] / "evaluate_metrics"
+
+
+def load_metric(name):
+    evaluate = pytest.importorskip("evaluate")
+    return evaluate.load(str(EVALUATE_DIR / name))
+
+
+def test_evaluate_gen_ppl_module():
+    metric = load_metric("ldlm_gen_ppl")
+    certain = metric.compute(predictions=["a b c d a b c", "a b c"], scorer=scorer(60.0))
+    assert certain["gen_ppl"] == pytest.approx(1.0, abs=1e-6) and certain["scorer"] == "cyclic"
+    assert metric.compute(predictions=["a b c"], scorer=scorer(0.0))["gen_ppl"] == pytest.approx(len(WORDS))
+
+
+def test_evaluate_text_stats_module():
+    stats = load_metric("ldlm_text_stats").compute(predictions=["a b c d", "x x x x"])
+    assert stats["entropy"] == pytest.approx(math.log(4) / 2)
+    assert stats["rep_2"] == pytest.approx((0 + (1 - 1 / 3)) / 2)
+    assert stats["distinct_1"] == pytest.approx(5 / 8)
+
+
+def test_evaluate_mauve_module():
+    pytest.importorskip("mauve")
+    texts = ["a b c d", "b c d a", "c d a b", "d a b c", "a b", "b c a", "c d d", "d a a c", "a", "b b"] * 4
+    metric = load_metric("ldlm_mauve")
+    same = metric.compute(predictions=texts, references=texts, scorer=scorer(5.0))
+    assert same["mauve"] == pytest.approx(1.0) and same["scorer"] == "cyclic" and same["seed"] == 0
+    collapsed = metric.compute(predictions=["a b c d"] * 40, references=texts, scorer=scorer(5.0))
+    assert collapsed["mauve"] < 0.2
