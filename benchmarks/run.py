@@ -212,6 +212,8 @@ def main() -> None:
     result = {"tier": args.tier, "machine": machine(), "seed": args.seed, "scorer": scorer.name,
               "scorer_checksum": scorer.checksum, "train_seconds_per_arm": budget,
               "baseline_training": {k: v[1] for k, v in baselines.items()}, "generation_parameters": gen_params,
+              "train_metrics": {d.name: json.loads((d / "ldlm_run.json").read_text())["metrics"]
+                                for d in (ldlm_final, *ablation_dirs.values())},
               "control": control, "quality": quality, "speed": speed, "ablations": ablation_rows,
               "summary": summary, "command": " ".join(sys.argv)}
     args.results_dir.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,11 @@ def test_toy_benchmark_end_to_end(tmp_path):
     assert {r["arm"] for r in out["speed"]} == {"ldlm", "ar", "mdlm"}
     assert out["ablations"][0]["ablation"] == "no_warmup"
     assert all(r["scorer"] == str(tmp_path / "scorer") for r in out["quality"])
+    assert set(out["train_metrics"]) == {"ldlm", "ablation-no_warmup"}
+    from benchmarks.report import render
+
+    report = render(out)
+    assert "full recipe" in report and "no_warmup" in report and "Ratios" in report
     ldlm_rows = [r for r in out["speed"] if r["arm"] == "ldlm"]
     assert [r["network_calls"] for r in ldlm_rows] == [2, 4]  # one denoiser call per step
     # Rerunning skips every finished training stage.

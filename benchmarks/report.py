@@ -1,0 +1,100 @@
+"""Render a benchmark result (`benchmarks/results/<tier>.json`) as the markdown tables of BENCHMARKS.md.
+
+    python benchmarks/report.py benchmarks/results/cpu.json [--work_dir runs/bench-cpu]
+
+`--work_dir` adds each LDLM run's final training metrics (reconstruction accuracy, latent variance share) when the
+result file does not carry them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+
+def fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "inf"
+        return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def train_metrics(result: dict, work_dir: Path | None) -> dict[str, dict]:
+    if "train_metrics" in result:
+        return result["train_metrics"]
+    found = {}
+    if work_dir is not None:
+        for run in sorted(work_dir.glob("*/ldlm_run.json")):
+            found[run.parent.name] = json.loads(run.read_text())["metrics"]
+    return found
+
+
+def render(result: dict, work_dir: Path | None = None) -> str:
+    s = result["summary"]
+    batch_key = next(k for k in result["speed"][0] if k.startswith("throughput_batch") and k.endswith("seq_per_s"))
+    batch = batch_key[len("throughput_batch"):-len("_seq_per_s")]
+    out = []
+    matched = s["genppl_at_matched_entropy"]
+    mauve = {(r["arm"], r["steps"]): r["mauve"] for r in result["quality"] if "mauve" in r}
+    rows = []
+    for r in result["speed"]:
+        key = f"{r['arm']}@{r['steps']}"
+        rows.append([r["arm"], r["steps"] or "–", r["network_calls"], matched.get(key),
+                     mauve.get((r["arm"], r["steps"])), r["latency_batch1_s"], r[batch_key], r["peak_memory_mib"]])
+    out.append(table(["arm", "steps", "network calls", f"gen-PPL at entropy {s['reference_entropy']:.2f}",
+                      "MAUVE (knob 1.0)", "latency b=1 (s)", f"throughput b={batch} (seq/s)", "peak memory (MiB)"],
+                     rows))
+    c = result["control"]
+    out.append(f"\nHeld-out data through the same metrics: gen-PPL {fmt(c['gen_ppl'])}, entropy {fmt(c['entropy'])}, "
+               f"rep-2 {fmt(c['rep_2'])}, distinct-2 {fmt(c['distinct_2'])}, mean length {fmt(c['mean_length'])} "
+               "tokens.")
+    out.append("\n**Ratios**: " + ", ".join([
+        f"LDLM/MDLM throughput (LDLM {s['ldlm_default_steps']} steps vs MDLM {s['mdlm_matching_steps']} steps, "
+        f"which {'matches' if s['mdlm_matches_ldlm_quality'] else 'is MDLM’s best and does not match'} LDLM's "
+        f"gen-PPL) = **{s['speed_vs_mdlm']:.2f}×**",
+        f"AR/LDLM batch-1 latency = **{s['latency_vs_ar_batch1']:.2f}×**",
+        f"LDLM/AR batch-{batch} throughput = **{s['throughput_vs_ar']:.2f}×**"]) + ".")
+    frontier = [[r["arm"], r["steps"] or "–", r["knob"], r["entropy"], r["gen_ppl"], r["rep_2"], r["rep_4"],
+                 r["distinct_2"], r["mean_length"]] for r in result["quality"]]
+    out.append("\n" + table(["arm", "steps", "knob", "entropy", "gen-PPL", "rep-2", "rep-4", "distinct-2",
+                             "mean length"], frontier))
+    metrics = train_metrics(result, work_dir)
+    full = matched.get(f"ldlm@{s['ldlm_default_steps']}")
+    rows = [["full recipe", "–", full, metrics.get("ldlm", {}).get("eval_token_accuracy"),
+             metrics.get("ldlm", {}).get("eval_latent_variance_share")]]
+    for a in result["ablations"]:
+        m = metrics.get(f"ablation-{a['ablation']}", {})
+        rows.append([a["ablation"], a["paper_claim"], a["at_matched_entropy"]["gen_ppl"], m.get("eval_token_accuracy"),
+                     m.get("eval_latent_variance_share")])
+    out.append("\n" + table(["LDLM run", "paper's claim", f"gen-PPL at entropy {s['reference_entropy']:.2f} "
+                             f"({s['ldlm_default_steps']} steps)", "reconstruction accuracy", "latent variance share"],
+                            rows))
+    examples = [f"- **{r['arm']}** ({r['steps'] or '–'} steps, knob {r['knob']}): " + " / ".join(
+        repr(t[:120]) for t in r["examples"][:2]) for r in result["quality"] if r["knob"] == 1.0]
+    out.append("\nSamples (knob 1.0, first two):\n\n" + "\n".join(examples))
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("result", type=Path)
+    parser.add_argument("--work_dir", type=Path, default=None)
+    args = parser.parse_args()
+    print(render(json.loads(args.result.read_text()), args.work_dir))
+
+
+if __name__ == "__main__":
+    main()
