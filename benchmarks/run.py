@@ -4,7 +4,8 @@
     python benchmarks/run.py --tier gpu          # one H200, bf16, paper-like sizes
     python benchmarks/run.py --tier toy --scorer PATH   # seconds; the test suite's smoke run
 
-Stages (each skipped when its output exists in the work dir, so a crash loses only the stage it was in):
+Stages (each skipped when its output exists in the work dir, so a crash loses only the stage it was in; each
+arm's quality and speed evaluation is a stage of its own, saved under `<work>/eval/`):
 data -> LDLM (train/run.py) -> ablations (each recipe part off) -> AR and MDLM for LDLM's measured training
 seconds -> quality frontier and speed for every arm -> `benchmarks/results/<tier>.json` and a frontier PNG.
 All arms share the frozen LM's tokenizer, the same sentences and the same scorer.
@@ -19,6 +20,7 @@ import math
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -104,6 +106,19 @@ def train_ldlm(work: Path, name: str, tier: dict, frozen_lm: str, extra: list[st
     return out
 
 
+def cached(work: Path, name: str, compute):
+    """Evaluation stages are saved in `<work>/eval/<name>.json` as they finish: a rerun computes only what is missing
+    (delete the folder to re-measure, e.g. speed on a quieter machine)."""
+    path = work / "eval" / f"{name}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    log(f"evaluate {name}")
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, default=float))
+    return value
+
+
 def train_seconds(final: Path) -> float:
     """Optimisation seconds of a finished train/run.py run (the Trainer's train_runtime)."""
     return float(json.loads((final / "ldlm_run.json").read_text())["metrics"]["train_runtime"])
@@ -182,7 +197,8 @@ def main() -> None:
     references = [decode(row[m.bool()].tolist()) for row, m in zip(data["val_ids"], data["val_mask"])]
     ref_tokens = [[t for t in row[m.bool()].tolist() if t not in special]
                   for row, m in zip(data["val_ids"], data["val_mask"])]
-    control = {"arm": "data", **text_metrics(ref_tokens[: tier["samples"]], decode, scorer)}
+    control = cached(work, "control", lambda: {"arm": "data", **text_metrics(ref_tokens[: tier["samples"]], decode,
+                                                                              scorer)})
     ldlm = LDLMForDiffusionGeneration.from_pretrained(ldlm_final).eval()
     gen_params = {"ldlm": sum(p.numel() for m in (ldlm.denoiser, ldlm.latent_decoder, ldlm.token_decoder)
                               for p in m.parameters())}
@@ -193,17 +209,21 @@ def main() -> None:
     quality, speed = [], []
     refs = references[: tier["samples"]]
     for arm, (sample, steps_list) in arms.items():
-        log(f"evaluate {arm}")
         mauve_at = (steps_list[len(steps_list) // 2], 1.0) if tier["mauve"] else None
-        quality += quality_rows(arm, sample, steps_list, tier["knobs"], tier["samples"], decode, scorer,
-                                tier["batch"], args.seed, refs, mauve_at)
-        speed += speed_rows(arm, sample, steps_list, 1.0, tier["batch"], tier["speed_repeats"])
+        quality += cached(work, f"quality-{arm}", partial(
+            quality_rows, arm, sample, steps_list, tier["knobs"], tier["samples"], decode, scorer, tier["batch"],
+            args.seed, refs, mauve_at))
+        speed += cached(work, f"speed-{arm}", partial(speed_rows, arm, sample, steps_list, 1.0, tier["batch"],
+                                                      tier["speed_repeats"]))
     ablation_rows = []
     default_steps = tier["ldlm_steps"][len(tier["ldlm_steps"]) // 2]
     for name, final in ablation_dirs.items():
-        model = LDLMForDiffusionGeneration.from_pretrained(final).eval()
-        rows = quality_rows(f"ldlm-{name}", ldlm_sampler(model, special), [default_steps], tier["knobs"],
-                            tier["samples"], decode, scorer, tier["batch"], args.seed)
+        def ablation_quality(final=final, name=name):
+            model = LDLMForDiffusionGeneration.from_pretrained(final).eval()
+            return quality_rows(f"ldlm-{name}", ldlm_sampler(model, special), [default_steps], tier["knobs"],
+                                tier["samples"], decode, scorer, tier["batch"], args.seed)
+
+        rows = cached(work, f"quality-ablation-{name}", ablation_quality)
         ablation_rows.append({"ablation": name, "paper_claim": ABLATIONS[name][1],
                               "at_matched_entropy": gen_ppl_at_entropy(rows, control["entropy"]), "rows": rows})
 

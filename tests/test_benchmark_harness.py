@@ -40,6 +40,7 @@ def test_toy_benchmark_end_to_end(tmp_path):
     assert "full recipe" in report and "no_warmup" in report and "Ratios" in report
     ldlm_rows = [r for r in out["speed"] if r["arm"] == "ldlm"]
     assert [r["network_calls"] for r in ldlm_rows] == [2, 4]  # one denoiser call per step
-    # Rerunning skips every finished training stage.
+    # Rerunning skips every finished stage (training and each evaluation) and rebuilds the same result.
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
-    assert again.returncode == 0 and "train ldlm" not in again.stdout
+    assert again.returncode == 0 and "train ldlm" not in again.stdout and "evaluate" not in again.stdout
+    assert json.loads((tmp_path / "results" / "toy.json").read_text())["summary"] == summary
