@@ -1,6 +1,6 @@
 """Side-by-side benchmark: LDLM vs an MDLM-style masked diffusion LM vs an autoregressive LM (DESIGN §6).
 
-    python benchmarks/run.py --tier cpu          # ~2 hours on 2 cores, resumable: rerun the same command
+    python benchmarks/run.py --tier cpu          # ~1.7 h training + ~2 h evaluation on 2 cores; resumable
     python benchmarks/run.py --tier gpu          # one H200, bf16, paper-like sizes
     python benchmarks/run.py --tier toy --scorer PATH   # seconds; the test suite's smoke run
 
