@@ -131,6 +131,18 @@ def load_scorer(name_or_path: str | None = None, device: str | torch.device = "c
     return Scorer(model=model, tokenizer=tokenizer, name=name, checksum=checksum)
 
 
+_LOADED_SCORERS: dict = {}
+
+
+def get_scorer(scorer: Scorer | str | None = None) -> Scorer:
+    """`scorer` itself when it is a `Scorer`, else `load_scorer(scorer)`, loaded once per process."""
+    if isinstance(scorer, Scorer):
+        return scorer
+    if scorer not in _LOADED_SCORERS:
+        _LOADED_SCORERS[scorer] = load_scorer(scorer)
+    return _LOADED_SCORERS[scorer]
+
+
 def _score_batches(scorer: Scorer, texts: Sequence[str], batch_size: int, max_length: int):
     """Yield (token ids (B, T), mask (B, T), model outputs) with the scorer's BOS/EOS token prepended."""
     tok = scorer.tokenizer
@@ -198,6 +210,7 @@ def mauve_score(samples: Sequence[str], references: Sequence[str], scorer: Score
 
 
 __all__ = [
+    "get_scorer",
     "OFFLINE_SCORER",
     "Scorer",
     "distinct_n",

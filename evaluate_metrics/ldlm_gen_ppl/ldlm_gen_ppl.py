@@ -12,9 +12,7 @@ names the scorer and its checksum. `scorer` may also be a loaded `modeling_ldlm.
 import datasets
 import evaluate
 
-from modeling_ldlm.metrics import Scorer, generative_perplexity, load_scorer
-
-_SCORERS: dict = {}  # name -> Scorer: each scorer is loaded once per process
+from modeling_ldlm.metrics import generative_perplexity, get_scorer
 
 
 class LdlmGenPpl(evaluate.Metric):
@@ -25,8 +23,5 @@ class LdlmGenPpl(evaluate.Metric):
             features=datasets.Features({"predictions": datasets.Value("string")}))
 
     def _compute(self, predictions, scorer=None, batch_size: int = 16, max_length: int = 256):
-        if not isinstance(scorer, Scorer):
-            if scorer not in _SCORERS:
-                _SCORERS[scorer] = load_scorer(scorer)
-            scorer = _SCORERS[scorer]
+        scorer = get_scorer(scorer)
         return generative_perplexity(list(predictions), scorer, batch_size=batch_size, max_length=max_length)

@@ -12,9 +12,7 @@ the seed.
 import datasets
 import evaluate
 
-from modeling_ldlm.metrics import Scorer, load_scorer, mauve_score
-
-_SCORERS: dict = {}
+from modeling_ldlm.metrics import get_scorer, mauve_score
 
 
 class LdlmMauve(evaluate.Metric):
@@ -26,8 +24,5 @@ class LdlmMauve(evaluate.Metric):
                                         "references": datasets.Value("string")}))
 
     def _compute(self, predictions, references, scorer=None, seed: int = 0, max_length: int = 256):
-        if not isinstance(scorer, Scorer):
-            if scorer not in _SCORERS:
-                _SCORERS[scorer] = load_scorer(scorer)
-            scorer = _SCORERS[scorer]
+        scorer = get_scorer(scorer)
         return mauve_score(list(predictions), list(references), scorer, seed=seed, max_length=max_length)
