@@ -61,18 +61,24 @@ def render(result: dict, work_dir: Path | None = None) -> str:
     out.append(f"\nHeld-out data through the same metrics: gen-PPL {fmt(c['gen_ppl'])}, entropy {fmt(c['entropy'])}, "
                f"rep-2 {fmt(c['rep_2'])}, distinct-2 {fmt(c['distinct_2'])}, mean length {fmt(c['mean_length'])} "
                "tokens.")
-    out.append("\n**Ratios**: " + ", ".join([
+    ldlm_arm = s.get("ldlm_arm", "ldlm")
+    unmatched = [k for k, ok in s.get("entropy_matched_within_sweep", {}).items() if not ok]
+    if unmatched:
+        out.append(f"\nNot matched: the knob sweep of {', '.join(unmatched)} does not bracket entropy "
+                   f"{s['reference_entropy']:.2f}; the figure above is the gen-PPL of the nearest point, which is not "
+                   "comparable.")
+    out.append("\n**Ratios** (LDLM = `" + ldlm_arm + "`): " + ", ".join([
         f"LDLM/MDLM throughput (LDLM {s['ldlm_default_steps']} steps vs MDLM {s['mdlm_matching_steps']} steps, "
         f"which {'matches' if s['mdlm_matches_ldlm_quality'] else 'is MDLM’s best and does not match'} LDLM's "
         f"gen-PPL) = **{s['speed_vs_mdlm']:.2f}×**",
         f"AR/LDLM batch-1 latency = **{s['latency_vs_ar_batch1']:.2f}×**",
         f"LDLM/AR batch-{batch} throughput = **{s['throughput_vs_ar']:.2f}×**"]) + ".")
-    frontier = [[r["arm"], r["steps"] or "–", r["knob"], r["entropy"], r["gen_ppl"], r["rep_2"], r["rep_4"],
-                 r["distinct_2"], r["mean_length"]] for r in result["quality"]]
+    frontier = [[r["arm"], r["steps"] or "–", f"{r.get('knob_name', 'knob')} {r['knob']}", r["entropy"],
+                 r["gen_ppl"], r["rep_2"], r["rep_4"], r["distinct_2"], r["mean_length"]] for r in result["quality"]]
     out.append("\n" + table(["arm", "steps", "knob", "entropy", "gen-PPL", "rep-2", "rep-4", "distinct-2",
                              "mean length"], frontier))
     metrics = train_metrics(result, work_dir)
-    full = matched.get(f"ldlm@{s['ldlm_default_steps']}")
+    full = matched.get(f"{ldlm_arm}@{s['ldlm_default_steps']}")
     rows = [["full recipe", "–", full, metrics.get("ldlm", {}).get("eval_token_accuracy"),
              metrics.get("ldlm", {}).get("eval_latent_variance_share")]]
     for a in result["ablations"]:

@@ -29,9 +29,12 @@ def test_toy_benchmark_end_to_end(tmp_path):
     summary = out["summary"]
     for key in ("speed_vs_mdlm", "latency_vs_ar_batch1", "genppl_at_matched_entropy"):
         assert key in summary
-    assert {r["arm"] for r in out["quality"]} == {"ldlm", "ar", "mdlm"}
-    assert {r["arm"] for r in out["speed"]} == {"ldlm", "ar", "mdlm"}
+    arms = {"ldlm", "ldlm-sampled", "ar", "mdlm"}  # LDLM twice: argmax over noise_scale, and token temperature
+    assert {r["arm"] for r in out["quality"]} == arms and {r["arm"] for r in out["speed"]} == arms
+    assert summary["ldlm_arm"] == "ldlm-sampled"
+    assert {r["knob_name"] for r in out["quality"] if r["arm"] == "ldlm"} == {"noise_scale (argmax tokens)"}
     assert out["ablations"][0]["ablation"] == "no_warmup"
+    assert {r["arm"] for r in out["ablations"][0]["rows"]} == {"ldlm-sampled-no_warmup"}
     assert all(r["scorer"] == str(tmp_path / "scorer") for r in out["quality"])
     assert set(out["train_metrics"]) == {"ldlm", "ablation-no_warmup"}
     from benchmarks.report import render
