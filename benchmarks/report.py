@@ -78,16 +78,24 @@ def render(result: dict, work_dir: Path | None = None) -> str:
     out.append("\n" + table(["arm", "steps", "knob", "entropy", "gen-PPL", "rep-2", "rep-4", "distinct-2",
                              "mean length"], frontier))
     metrics = train_metrics(result, work_dir)
-    full = matched.get(f"{ldlm_arm}@{s['ldlm_default_steps']}")
-    rows = [["full recipe", "–", full, metrics.get("ldlm", {}).get("eval_token_accuracy"),
-             metrics.get("ldlm", {}).get("eval_latent_variance_share")]]
+    steps = s["ldlm_default_steps"]
+
+    def argmax_point(rows: list[dict]) -> list:
+        """Entropy and gen-PPL of argmax decoding at noise_scale 1.0 (a collapsed model shows entropy near 0)."""
+        row = next((r for r in rows if r["steps"] == steps and r["knob"] == 1.0), None)
+        return [row["entropy"], row["gen_ppl"]] if row else [None, None]
+
+    full_argmax = argmax_point([r for r in result["quality"] if r["arm"] == "ldlm"])
+    rows = [["full recipe", "–", matched.get(f"{ldlm_arm}@{steps}"), *full_argmax,
+             metrics.get("ldlm", {}).get("eval_token_accuracy"), metrics.get("ldlm", {}).get("eval_latent_variance_share")]]
     for a in result["ablations"]:
         m = metrics.get(f"ablation-{a['ablation']}", {})
-        rows.append([a["ablation"], a["paper_claim"], a["at_matched_entropy"]["gen_ppl"], m.get("eval_token_accuracy"),
+        rows.append([a["ablation"], a["paper_claim"], a["at_matched_entropy"]["gen_ppl"],
+                     *argmax_point(a.get("argmax_rows", [])), m.get("eval_token_accuracy"),
                      m.get("eval_latent_variance_share")])
     out.append("\n" + table(["LDLM run", "paper's claim", f"gen-PPL at entropy {s['reference_entropy']:.2f} "
-                             f"({s['ldlm_default_steps']} steps)", "reconstruction accuracy", "latent variance share"],
-                            rows))
+                             f"({ldlm_arm}, {steps} steps)", "argmax entropy", "argmax gen-PPL",
+                             "reconstruction accuracy", "latent variance share"], rows))
     examples = [f"- **{r['arm']}** ({r['steps'] or '–'} steps, knob {r['knob']}): " + " / ".join(
         repr(t[:120]) for t in r["examples"][:2]) for r in result["quality"] if r["knob"] == 1.0]
     out.append("\nSamples (knob 1.0, first two):\n\n" + "\n".join(examples))

@@ -1,6 +1,7 @@
 """Side-by-side benchmark: LDLM vs an MDLM-style masked diffusion LM vs an autoregressive LM (DESIGN §6).
 
-    python benchmarks/run.py --tier cpu          # ~1.7 h training + ~2 h evaluation on 2 cores; resumable
+    python benchmarks/run.py --tier cpu          # ~1.7 h training + ~1 h evaluation on 2 cores; resumable
+    python benchmarks/run.py --tier cpu-long     # ~2.6 h training + ~0.5 h evaluation: English-like text, no ablations
     python benchmarks/run.py --tier gpu          # one H200, bf16, paper-like sizes
     python benchmarks/run.py --tier toy --scorer PATH   # seconds; the test suite's smoke run
 
@@ -42,7 +43,8 @@ TOY_LDLM_ARGS = [
 ]
 TIERS: dict[str, dict] = {
     "toy": dict(ldlm_config="train/configs/quickstart.yaml", ldlm_args=TOY_LDLM_ARGS,
-                max_length=32, train_lines=400, val_lines=40, baseline=dict(width=32, layers=1, heads=2),
+                max_length=32, train_lines=400, val_lines=40, drop_long_lines=True,
+                baseline=dict(width=32, layers=1, heads=2),
                 ldlm_steps=[2, 4], mdlm_steps=[4, 8], knobs=[0.8, 1.0], samples=8, batch=8, ablations=["no_warmup"],
                 ablation_args=["--max_steps", "2"], speed_repeats=1, mauve=False),
     "cpu": dict(ldlm_config="train/configs/quickstart.yaml", ldlm_args=[], max_length=64, train_lines=None,
@@ -50,6 +52,13 @@ TIERS: dict[str, dict] = {
                 mdlm_steps=[16, 32, 64, 128], knobs=[0.7, 0.85, 1.0], samples=128, batch=64,
                 ablations=["no_mse", "no_warmup", "no_adaptive", "no_decoder_noise"], ablation_args=[],
                 speed_repeats=3, mauve=True),
+    # Long enough for English-like text (DESIGN §9, BENCHMARKS §2): LDLM is the cpu-long preset (~52 min), each
+    # baseline gets the same seconds, and every arm trains on exactly the same sentences (those that fit L = 32).
+    # ~2.6 h of training + ~0.5 h of evaluation on 2 cores; the recipe ablations stay in the "cpu" tier.
+    "cpu-long": dict(ldlm_config="train/configs/cpu-long.yaml", ldlm_args=[], max_length=32, train_lines=None,
+                     val_lines=2000, drop_long_lines=True, baseline=dict(width=256, layers=10, heads=4),
+                     ldlm_steps=[10, 25, 50, 100], mdlm_steps=[16, 32, 64, 128], knobs=[0.7, 0.85, 1.0], samples=128,
+                     batch=64, ablations=[], ablation_args=[], speed_repeats=3, mauve=True),
     "gpu": dict(ldlm_config="train/configs/gpu-h200.yaml", ldlm_args=[], max_length=128, train_lines=None,
                 val_lines=2000, baseline=dict(width=768, layers=12, heads=12), ldlm_steps=[10, 25, 50, 100],
                 mdlm_steps=[32, 64, 128, 256], knobs=[0.7, 0.85, 1.0], samples=256, batch=64,
@@ -84,6 +93,10 @@ def prepare_data(work: Path, tokenizer, tier: dict, text_file: Path) -> dict[str
         lines = [s for s in (line.strip() for line in f) if s]
     split = int(len(lines) * 0.95)
     train, val = lines[:split], lines[split:]
+    if tier.get("drop_long_lines"):  # as train/run.py's --long_lines drop: no arm sees a truncated sentence
+        def fits(rows: list[str]) -> list[str]:
+            return [r for r, ids in zip(rows, tokenizer(rows)["input_ids"]) if len(ids) <= tier["max_length"]]
+        train, val = fits(train), fits(val)
     if tier["train_lines"]:
         train = train[: tier["train_lines"]]
     val = val[: tier["val_lines"]]
@@ -106,6 +119,9 @@ def train_ldlm(work: Path, name: str, tier: dict, frozen_lm: str, extra: list[st
            "--frozen_lm", str(frozen_lm), "--train_file", str(work / "train.txt"),
            "--validation_file", str(work / "validation.txt"), "--max_sequence_length", str(tier["max_length"]),
            "--hidden_states_cache_dir", str(work / "hidden_states"), "--num_samples", "0", *tier["ldlm_args"], *extra]
+    if tier.get("drop_long_lines"):  # every training sentence, as the baselines get (the preset may cap them)
+        train_lines = (work / "train.txt").read_text().count("\n")
+        cmd += ["--max_train_samples", str(train_lines), "--long_lines", "drop"]
     log(f"train {name}: {' '.join(cmd)}")
     subprocess.run(cmd, check=True, cwd=ROOT)
     return out
@@ -195,7 +211,7 @@ def main() -> None:
     for kind in ("ar", "mdlm"):
         model = build_baseline(kind, len(tokenizer), tier["max_length"], bos=tokenizer.cls_token_id,
                                eos=tokenizer.sep_token_id, pad=tokenizer.pad_token_id, **tier["baseline"])
-        log(f"train {kind} for {budget:.0f}s (LDLM's training time)")
+        log(f"{kind}: {budget:.0f} s of training (LDLM's training time; resumes or skips a finished run)")
         info = train_for_budget(model, data["train_ids"], data["train_mask"], work / kind, budget_s=budget,
                                 batch_size=min(64, len(data["train_ids"])), seed=args.seed)
         baselines[kind] = (model, info)
@@ -227,15 +243,19 @@ def main() -> None:
     ablation_rows = []
     default_steps = tier["ldlm_steps"][len(tier["ldlm_steps"]) // 2]
     for name, final in ablation_dirs.items():
-        def ablation_quality(final=final, name=name):
-            model = LDLMForDiffusionGeneration.from_pretrained(final).eval()
-            return quality_rows(f"{SUMMARY_LDLM}-{name}", ldlm_sampler(model, special, "temperature"),
-                                [default_steps], tier["knobs"], tier["samples"], decode, scorer, tier["batch"],
-                                args.seed)
+        rows = {}
+        for arm in ("ldlm", SUMMARY_LDLM):  # argmax shows a collapse plainly; the token-temperature arm is matched
+            def ablation_quality(final=final, arm=arm, name=name):
+                model = LDLMForDiffusionGeneration.from_pretrained(final).eval()
+                knob = "noise_scale" if arm == "ldlm" else "temperature"
+                return quality_rows(f"{arm}-{name}", ldlm_sampler(model, special, knob), [default_steps],
+                                    tier["knobs"], tier["samples"], decode, scorer, tier["batch"], args.seed)
 
-        rows = cached(work, f"quality-{SUMMARY_LDLM}-{name}", ablation_quality)
+            rows[arm] = [{**r, "knob_name": KNOBS[arm]} for r in cached(work, f"quality-{arm}-{name}",
+                                                                         ablation_quality)]
         ablation_rows.append({"ablation": name, "paper_claim": ABLATIONS[name][1], "knob_name": KNOBS[SUMMARY_LDLM],
-                              "at_matched_entropy": gen_ppl_at_entropy(rows, control["entropy"]), "rows": rows})
+                              "at_matched_entropy": gen_ppl_at_entropy(rows[SUMMARY_LDLM], control["entropy"]),
+                              "rows": rows[SUMMARY_LDLM], "argmax_rows": rows["ldlm"]})
 
     # ---- summary ----------------------------------------------------------------------------------------------
     summary = summarise(quality, speed, control["entropy"], default_steps, tier)
@@ -301,16 +321,23 @@ def plot_frontier(quality: list[dict], control: dict, path: Path) -> None:
     except ImportError:
         log("matplotlib not installed: no frontier plot (pip install -e '.[eval]')")
         return
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for (arm, steps) in sorted({(r["arm"], r["steps"]) for r in quality}):
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    colour_maps = {"ldlm": "Oranges", "ldlm-sampled": "Reds", "ar": "Blues", "mdlm": "Greens"}  # one hue per arm
+    curves = sorted({(r["arm"], r["steps"]) for r in quality})
+    for (arm, steps) in curves:
         rows = sorted((r for r in quality if r["arm"] == arm and r["steps"] == steps), key=lambda r: r["entropy"])
-        ax.plot([r["entropy"] for r in rows], [r["gen_ppl"] for r in rows], marker="o",
+        arm_steps = [s for a, s in curves if a == arm]
+        shade = 0.45 + 0.55 * arm_steps.index(steps) / (len(arm_steps) - 1) if len(arm_steps) > 1 else 0.8
+        colour = plt.get_cmap(colour_maps.get(arm, "Greys"))(shade)
+        ax.plot([r["entropy"] for r in rows], [r["gen_ppl"] for r in rows], marker="o", color=colour,
                 linestyle="--" if arm == "ldlm" else "-", label=f"{arm} ({steps} steps)" if steps else arm)
     if math.isfinite(control["gen_ppl"]):
         ax.scatter([control["entropy"]], [control["gen_ppl"]], marker="*", s=200, c="k", label="held-out data")
+    ax.axvline(control["entropy"], color="k", linestyle=":", linewidth=1)  # gen-PPL is compared on this line
     ax.set_xlabel("mean unigram entropy (nats)")
     ax.set_ylabel(f"gen-PPL ({control['scorer']})")
     ax.set_yscale("log")
+    ax.set_title("gen-PPL vs entropy over each arm's knob (darker = more steps)", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()

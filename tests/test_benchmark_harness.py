@@ -26,6 +26,9 @@ def test_toy_benchmark_end_to_end(tmp_path):
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads((tmp_path / "results" / "toy.json").read_text())
+    train_lines = (tmp_path / "work" / "train.txt").read_text().splitlines()
+    assert max(len(tokenizer(line).input_ids) for line in train_lines) <= 32  # drop_long_lines: every arm, same data
+    assert json.loads((tmp_path / "work" / "ldlm" / "ldlm_run.json").read_text())["train_examples"] == len(train_lines)
     summary = out["summary"]
     for key in ("speed_vs_mdlm", "latency_vs_ar_batch1", "genppl_at_matched_entropy"):
         assert key in summary
@@ -35,12 +38,13 @@ def test_toy_benchmark_end_to_end(tmp_path):
     assert {r["knob_name"] for r in out["quality"] if r["arm"] == "ldlm"} == {"noise_scale (argmax tokens)"}
     assert out["ablations"][0]["ablation"] == "no_warmup"
     assert {r["arm"] for r in out["ablations"][0]["rows"]} == {"ldlm-sampled-no_warmup"}
+    assert {r["arm"] for r in out["ablations"][0]["argmax_rows"]} == {"ldlm-no_warmup"}
     assert all(r["scorer"] == str(tmp_path / "scorer") for r in out["quality"])
     assert set(out["train_metrics"]) == {"ldlm", "ablation-no_warmup"}
     from benchmarks.report import render
 
     report = render(out)
-    assert "full recipe" in report and "no_warmup" in report and "Ratios" in report
+    assert "full recipe" in report and "no_warmup" in report and "Ratios" in report and "argmax entropy" in report
     ldlm_rows = [r for r in out["speed"] if r["arm"] == "ldlm"]
     assert [r["network_calls"] for r in ldlm_rows] == [2, 4]  # one denoiser call per step
     # Rerunning skips every finished stage (training and each evaluation) and rebuilds the same result.

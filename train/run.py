@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     metrics.update(trainer.evaluate())
     trainer.save_model()  # the EMA weights, config, remote code, tokenizer (and generation config)
     command = " ".join(map(shlex.quote, ["train/run.py", *argv]))
-    summary: dict[str, Any] = {"metrics": metrics, "world_size": training_args.world_size, "command": command}
+    summary: dict[str, Any] = {"metrics": metrics, "world_size": training_args.world_size, "command": command,
+                               "train_examples": len(train_ds)}
     if trainer.is_world_process_zero():
         out = training_args.output_dir
         final = LDLMForDiffusionGeneration.from_pretrained(out).eval()
