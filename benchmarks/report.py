@@ -90,7 +90,10 @@ def render(result: dict, work_dir: Path | None = None) -> str:
              metrics.get("ldlm", {}).get("eval_token_accuracy"), metrics.get("ldlm", {}).get("eval_latent_variance_share")]]
     for a in result["ablations"]:
         m = metrics.get(f"ablation-{a['ablation']}", {})
-        rows.append([a["ablation"], a["paper_claim"], a["at_matched_entropy"]["gen_ppl"],
+        at = a["at_matched_entropy"]
+        ppl = at["gen_ppl"] if at["matched"] else f"{fmt(at['gen_ppl'])} (not matched: nearest point, entropy " \
+            f"{fmt(at.get('nearest_entropy'))})"
+        rows.append([a["ablation"], a["paper_claim"], ppl,
                      *argmax_point(a.get("argmax_rows", [])), m.get("eval_token_accuracy"),
                      m.get("eval_latent_variance_share")])
     out.append("\n" + table(["LDLM run", "paper's claim", f"gen-PPL at entropy {s['reference_entropy']:.2f} "
