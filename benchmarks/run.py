@@ -77,6 +77,7 @@ ABLATIONS = {
 KNOBS = {"ldlm": "noise_scale (argmax tokens)", "ldlm-sampled": "token temperature (noise_scale 1)",
          "ar": "temperature", "mdlm": "temperature"}
 SUMMARY_LDLM = "ldlm-sampled"
+LDLM_KNOB = {"ldlm": "noise_scale", "ldlm-sampled": "temperature"}  # the `ldlm_sampler` knob of each LDLM arm
 BROWN = ROOT / "data" / "brown.txt.gz"  # vendored copy of ../shared/data/brown.txt
 
 
@@ -226,8 +227,7 @@ def main() -> None:
     ldlm = LDLMForDiffusionGeneration.from_pretrained(ldlm_final).eval()
     gen_params = {"ldlm": sum(p.numel() for m in (ldlm.denoiser, ldlm.latent_decoder, ldlm.token_decoder)
                               for p in m.parameters())}
-    arms = {"ldlm": (ldlm_sampler(ldlm, special, "noise_scale"), tier["ldlm_steps"]),
-            "ldlm-sampled": (ldlm_sampler(ldlm, special, "temperature"), tier["ldlm_steps"])}
+    arms = {arm: (ldlm_sampler(ldlm, special, knob), tier["ldlm_steps"]) for arm, knob in LDLM_KNOB.items()}
     for kind, (model, _) in baselines.items():
         gen_params[kind] = sum(p.numel() for p in model.parameters())
         arms[kind] = (baseline_sampler(model, kind, special), tier["mdlm_steps"] if kind == "mdlm" else [0])
@@ -244,10 +244,9 @@ def main() -> None:
     default_steps = tier["ldlm_steps"][len(tier["ldlm_steps"]) // 2]
     for name, final in ablation_dirs.items():
         rows = {}
-        for arm in ("ldlm", SUMMARY_LDLM):  # argmax shows a collapse plainly; the token-temperature arm is matched
-            def ablation_quality(final=final, arm=arm, name=name):
+        for arm, knob in LDLM_KNOB.items():  # argmax shows a collapse plainly; the token-temperature arm is matched
+            def ablation_quality(final=final, arm=arm, knob=knob, name=name):
                 model = LDLMForDiffusionGeneration.from_pretrained(final).eval()
-                knob = "noise_scale" if arm == "ldlm" else "temperature"
                 return quality_rows(f"{arm}-{name}", ldlm_sampler(model, special, knob), [default_steps],
                                     tier["knobs"], tier["samples"], decode, scorer, tier["batch"], args.seed)
 
