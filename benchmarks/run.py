@@ -37,13 +37,13 @@ from modeling_ldlm.metrics import load_scorer  # noqa: E402
 
 TOY_LDLM_ARGS = [
     "--max_steps", "4", "--eval_steps", "2", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8",
-    "--max_train_samples", "64", "--max_eval_samples", "16", "--config_overrides",
+    "--max_eval_samples", "16", "--config_overrides",
     "encoder_num_layers=1,denoiser_num_layers=1,latent_decoder_num_layers=1,token_decoder_num_layers=1,num_latents=4,"
     "encoder_hidden_size=32,denoiser_hidden_size=32,latent_decoder_hidden_size=32,token_decoder_hidden_size=32",
 ]
 TIERS: dict[str, dict] = {
     "toy": dict(ldlm_config="train/configs/quickstart.yaml", ldlm_args=TOY_LDLM_ARGS,
-                max_length=32, train_lines=400, val_lines=40, drop_long_lines=True,
+                max_length=32, train_lines=64, val_lines=40, drop_long_lines=True,
                 baseline=dict(width=32, layers=1, heads=2),
                 ldlm_steps=[2, 4], mdlm_steps=[4, 8], knobs=[0.8, 1.0], samples=8, batch=8, ablations=["no_warmup"],
                 ablation_args=["--max_steps", "2"], speed_repeats=1, mauve=False),
