@@ -122,10 +122,13 @@ class MDLMBaseline(nn.Module):
         self.net = TokenTransformer(vocab_size + 1, max_length, width, layers, heads, causal=False)
         self.max_length, self.bos, self.eos, self.pad = max_length, bos, eos, pad
 
-    def subs_logits(self, z: torch.Tensor, hidden: torch.Tensor | None = None) -> torch.Tensor:
-        """SUBS logits from token ids z, or from already computed hidden states (..., W) (then z is unused)."""
-        logits = self.net.head(self.net.hidden(z) if hidden is None else hidden).float()
-        logits[..., self.mask_id] = float("-inf")  # SUBS: never predict [MASK]
+    def subs_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.subs_head(self.net.hidden(z))
+
+    def subs_head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """SUBS logits from hidden states (..., W): the vocabulary head with [MASK] never predicted."""
+        logits = self.net.head(hidden).float()
+        logits[..., self.mask_id] = float("-inf")
         return logits
 
     def loss(self, ids: torch.Tensor, mask: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
@@ -155,7 +158,7 @@ class MDLMBaseline(nn.Module):
             reveal = (z == self.mask_id) & (u < unmask_prob)
             if not reveal.any():  # z is unchanged, so the network's output would be too: no call
                 continue
-            logits = self.subs_logits(z, self.net.hidden(z)[reveal])  # (revealed, V): one pass over the head
+            logits = self.subs_head(self.net.hidden(z)[reveal])  # (revealed, V): one pass over the head
             calls += 1
             rows, cols = reveal.nonzero(as_tuple=True)  # row-major, the order of hidden[reveal]
             start = 0
