@@ -95,6 +95,37 @@ class _PoisonDenoiser(TrainerCallback):
         self.on = state.global_step + 1 in self.steps
 
 
+class _PoisonGradient(TrainerCallback):
+    """Make one parameter's gradient NaN (from a finite loss) during the given (1-based) optimiser steps."""
+
+    def __init__(self, model, steps):
+        self.steps, self.on = set(steps), False
+        param = next(p for p in model.denoiser.parameters() if p.requires_grad)
+        param.register_hook(lambda g: g * float("nan") if self.on else g)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.on = state.global_step + 1 in self.steps
+
+
+class _WeightsPerStep(TrainerCallback):
+    """The trainable weights after each optimiser step, keyed by that step (1-based); 0: before training."""
+
+    def __init__(self, model):
+        self.model, self.after = model, {}
+
+    def snapshot(self):
+        return [p.detach().clone() for p in self.model.parameters() if p.requires_grad]
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.after[0] = self.snapshot()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.after[state.global_step] = self.snapshot()
+
+    def unchanged(self, step):
+        return all(torch.equal(a, b) for a, b in zip(self.after[step - 1], self.after[step]))
+
+
 def test_nonfinite_loss_stops_naming_the_term_and_step(tmp_path):
     model = tiny_model()
     trainer = make_trainer(tmp_path, model=model)
@@ -107,8 +138,13 @@ def test_nonfinite_loss_skip_drops_the_batch_and_stops_after_a_streak(tmp_path):
     model = tiny_model()
     trainer = make_trainer(tmp_path / "a", model=model, nonfinite_loss="skip")
     trainer.add_callback(_PoisonDenoiser(model, [3, 5]))
+    weights = _WeightsPerStep(model)
+    trainer.add_callback(weights)
     trainer.train()
     assert trainer.state.global_step == 6 and trainer.skipped_nonfinite_batches == 2
+    assert trainer.skipped_optimizer_steps == 2
+    # AdamW's momentum and weight decay would move the weights on a zero gradient: the skipped steps do not
+    assert [s for s in range(1, 7) if weights.unchanged(s)] == [3, 5]
     assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
     assert all(bool(torch.isfinite(b).all()) for b in model.timestep_sampler.buffers())  # NaN never reached it
     logged = [h["loss"] for h in trainer.state.log_history if "loss" in h]
@@ -121,6 +157,30 @@ def test_nonfinite_loss_skip_drops_the_batch_and_stops_after_a_streak(tmp_path):
         trainer.train()
     with pytest.raises(ValueError, match="nonfinite_loss"):
         make_trainer(tmp_path / "c", nonfinite_loss="ignore")
+
+
+def test_nonfinite_gradient_from_a_finite_loss_stops_or_skips_the_step(tmp_path):
+    model = tiny_model()
+    trainer = make_trainer(tmp_path / "a", model=model)
+    trainer.add_callback(_PoisonGradient(model, [2]))
+    with pytest.raises(FloatingPointError, match="non-finite gradient at optimiser step 2 from a finite loss"):
+        trainer.train()
+
+    model = tiny_model()
+    trainer = make_trainer(tmp_path / "b", model=model, nonfinite_loss="skip", max_grad_norm=1.0)
+    trainer.add_callback(_PoisonGradient(model, [2, 4]))
+    weights = _WeightsPerStep(model)
+    trainer.add_callback(weights)
+    trainer.train()
+    assert trainer.state.global_step == 6 and trainer.skipped_optimizer_steps == 2
+    assert [s for s in range(1, 7) if weights.unchanged(s)] == [2, 4]
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())  # clipping a NaN norm would spread it
+
+    model = tiny_model()
+    trainer = make_trainer(tmp_path / "c", model=model, nonfinite_loss="skip", max_nonfinite_skips=2)
+    trainer.add_callback(_PoisonGradient(model, range(1, 7)))
+    with pytest.raises(FloatingPointError, match="after 3 skipped batches in a row: non-finite gradient"):
+        trainer.train()
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -91,8 +91,8 @@ class LDLMTrainingArguments(TrainingArguments):
     max_eval_batches: int | None = 8
     collapse_threshold: float = field(default=0.1, metadata={"help": "Warn when the latent variance share is below."})
     nonfinite_loss: str = field(default="stop", metadata={
-        "help": "A NaN/Inf loss: 'stop' raises naming the term and step; 'skip' drops that batch's gradient (it "
-                "still stops after --max_nonfinite_skips skips in a row)."})
+        "help": "A NaN/Inf loss or gradient: 'stop' raises naming the term and step; 'skip' skips that batch or "
+                "optimiser step (it still stops after --max_nonfinite_skips skips in a row)."})
     max_nonfinite_skips: int = field(default=10, metadata={"help": "Consecutive skipped batches before stopping."})
     num_samples: int = field(default=4, metadata={"help": "Samples printed at the end (needs model.generate)."})
     sample_steps: int = 100

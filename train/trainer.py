@@ -48,6 +48,14 @@ class _EMACallback(TrainerCallback):
             self.trainer.ema.update(self.trainer.accelerator.unwrap_model(self.trainer.model))
 
 
+class _OptimizerStepGuard(TrainerCallback):
+    def __init__(self, trainer: LDLMTrainer):
+        self.trainer = trainer
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):  # gradients are all-reduced and clipped here
+        self.trainer._guard_optimizer_step()
+
+
 class LDLMTrainer(Trainer):
     """`transformers.Trainer` for `LDLMForDiffusionGeneration`; `args` is a `train.arguments.LDLMTrainingArguments`."""
 
@@ -82,6 +90,9 @@ class LDLMTrainer(Trainer):
             raise ValueError(f"--max_nonfinite_skips must be >= 1, got {a.max_nonfinite_skips}.")
         self._nonfinite_in_a_row = 0
         self.skipped_nonfinite_batches = 0
+        self.skipped_optimizer_steps = 0
+        self._finite_microbatches = 0  # in the current optimiser step, on this rank
+        self.add_callback(_OptimizerStepGuard(self))
 
     # ---- warmup state -------------------------------------------------------------------------------------------
     def _build_warmup(self, max_steps: int) -> WarmupState:
@@ -123,20 +134,23 @@ class LDLMTrainer(Trainer):
         loss = outputs.loss
         if training:
             if bool(torch.isfinite(loss)):
-                self._nonfinite_in_a_row = 0
+                self._finite_microbatches += 1
                 self._after_step(sampler, outputs, gamma)
             else:  # never feed NaN to the timestep sampler, the warmup or the logs
                 loss = self._nonfinite(model, outputs)
         return (loss, outputs) if return_outputs else loss
 
     def _nonfinite(self, model, outputs) -> torch.Tensor:
-        """A NaN/Inf loss: raise naming the term and the step, or (--nonfinite_loss skip) return a zero loss that
-        gives every trainable parameter a zero gradient, so this batch changes nothing but DDP stays in step."""
-        a = self.args
+        """A NaN/Inf loss: raise naming the term and the step, or (--nonfinite_loss skip) return a zero loss, so the
+        backward pass still runs (DDP stays in step) and this micro-batch adds nothing to the gradient."""
         step = self.state.global_step + 1
         terms = ", ".join(f"{k}={float(getattr(outputs, k).detach()):.4g}" for k in LOSS_TERMS)
         bad = [k for k in LOSS_TERMS if not bool(torch.isfinite(getattr(outputs, k)))]
-        where = f"non-finite {', '.join(bad) or 'loss'} at optimiser step {step} ({terms})"
+        self._skip_or_stop(f"non-finite {', '.join(bad) or 'loss'} at optimiser step {step} ({terms})")
+        return sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
+
+    def _skip_or_stop(self, where: str) -> None:
+        a = self.args
         self._nonfinite_in_a_row += 1
         self.skipped_nonfinite_batches += 1
         if a.nonfinite_loss == "stop" or self._nonfinite_in_a_row > a.max_nonfinite_skips:
@@ -146,7 +160,35 @@ class LDLMTrainer(Trainer):
                 "rather than fp16, check the data, or pass --nonfinite_loss skip to drop such batches; resume from "
                 "the last checkpoint with --resume_from_checkpoint.")
         logger.warning(f"Skipping the batch: {where} (--nonfinite_loss skip).")
-        return sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
+
+    @torch.no_grad()
+    def _guard_optimizer_step(self) -> None:
+        """Just before each optimiser step. A NaN/Inf gradient (from a finite loss) is handled like a NaN/Inf loss.
+        The step is skipped, by dropping every gradient so that AdamW leaves the weights and its moments as they
+        are, when the gradient is non-finite or when no micro-batch on any rank had a finite loss (a zero gradient
+        would still move the weights through AdamW's momentum and weight decay). The decision is the same on every
+        rank: the gradients are already all-reduced and the finite-batch count is summed. Under fp16 loss scaling
+        the GradScaler already skips steps with inf/NaN gradients, and needs gradients to check, so it is left to it.
+        """
+        finite_batches = torch.tensor(float(self._finite_microbatches), device=self.args.device)
+        self._finite_microbatches = 0
+        if self.accelerator.num_processes > 1:
+            finite_batches = self.accelerator.reduce(finite_batches, reduction="sum")
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if self.accelerator.scaler is not None or not grads:
+            grads_finite = True
+        else:
+            grads_finite = bool(torch.stack([g.isfinite().all() for g in grads]).all())
+        if not grads_finite:
+            self._skip_or_stop(f"non-finite gradient at optimiser step {self.state.global_step + 1} from a finite loss")
+        elif float(finite_batches) > 0:
+            self._nonfinite_in_a_row = 0  # a step that goes ahead ends a streak of skipped batches
+            return
+        if self.accelerator.scaler is not None:
+            return
+        for p in self.model.parameters():
+            p.grad = None
+        self.skipped_optimizer_steps += 1
 
     @torch.no_grad()
     def _after_step(self, sampler, outputs, gamma: float) -> None:
