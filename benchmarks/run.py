@@ -6,7 +6,8 @@
     python benchmarks/run.py --tier toy --scorer PATH   # seconds; the test suite's smoke run
 
 Stages (each skipped when its output exists in the work dir, so a crash loses only the stage it was in; each
-arm's quality and speed evaluation is a stage of its own, saved under `<work>/eval/`):
+arm's quality and speed evaluation is a stage of its own, saved under `<work>/eval/`; a quality sweep is saved point
+by point, so a rerun with more knobs or step counts measures only the new points):
 data -> LDLM (train/run.py) -> ablations (each recipe part off) -> AR and MDLM for LDLM's measured training
 seconds -> quality frontier and speed for every arm -> `benchmarks/results/<tier>.json` and a frontier PNG.
 All arms share the frozen LM's tokenizer, the same sentences and the same scorer.
