@@ -1,7 +1,7 @@
 """Side-by-side benchmark: LDLM vs an MDLM-style masked diffusion LM vs an autoregressive LM (DESIGN §6).
 
     python benchmarks/run.py --tier cpu          # ~1.7 h training + ~1 h evaluation on 2 cores; resumable
-    python benchmarks/run.py --tier cpu-long     # ~2.6 h training + ~0.5 h evaluation: English-like text, no ablations
+    python benchmarks/run.py --tier cpu-long     # ~2.6 h training + ~0.6 h evaluation: English-like text, no ablations
     python benchmarks/run.py --tier gpu          # one H200, bf16, paper-like sizes
     python benchmarks/run.py --tier toy --scorer PATH   # seconds; the test suite's smoke run
 
@@ -58,7 +58,7 @@ TIERS: dict[str, dict] = {
                 speed_repeats=3, mauve=True),
     # Long enough for English-like text (DESIGN §9, BENCHMARKS §2): LDLM is the cpu-long preset (~52 min), each
     # baseline gets the same seconds, and every arm trains on exactly the same sentences (those that fit L = 32).
-    # ~2.6 h of training + ~0.5 h of evaluation on 2 cores; the recipe ablations stay in the "cpu" tier.
+    # ~2.6 h of training + ~0.6 h of evaluation on 2 cores; the recipe ablations stay in the "cpu" tier.
     "cpu-long": dict(ldlm_config="train/configs/cpu-long.yaml", ldlm_args=[], max_length=32, train_lines=None,
                      val_lines=2000, drop_long_lines=True, baseline=dict(width=256, layers=10, heads=4),
                      ldlm_steps=[10, 25, 50, 100], mdlm_steps=[16, 32, 64, 128], knobs=WIDE_KNOBS, samples=128,
