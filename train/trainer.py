@@ -178,7 +178,7 @@ class LDLMTrainer(Trainer):
         if self.accelerator.scaler is not None or not grads:
             grads_finite = True
         else:
-            grads_finite = bool(torch.stack([g.isfinite().all() for g in grads]).all())
+            grads_finite = bool(torch.nn.utils.get_total_norm(grads).isfinite())  # fused: ~3 ms for 18M values on CPU
         if not grads_finite:
             self._skip_or_stop(f"non-finite gradient at optimiser step {self.state.global_step + 1} from a finite loss")
         elif float(finite_batches) > 0:
