@@ -170,10 +170,11 @@ class LDLMTrainer(Trainer):
         rank: the gradients are already all-reduced and the finite-batch count is summed. Under fp16 loss scaling
         the GradScaler already skips steps with inf/NaN gradients, and needs gradients to check, so it is left to it.
         """
-        finite_batches = torch.tensor(float(self._finite_microbatches), device=self.args.device)
+        finite_batches = self._finite_microbatches
         self._finite_microbatches = 0
         if self.accelerator.num_processes > 1:
-            finite_batches = self.accelerator.reduce(finite_batches, reduction="sum")
+            count = torch.tensor(float(finite_batches), device=self.args.device)
+            finite_batches = float(self.accelerator.reduce(count, reduction="sum"))
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if self.accelerator.scaler is not None or not grads:
             grads_finite = True
@@ -181,7 +182,7 @@ class LDLMTrainer(Trainer):
             grads_finite = bool(torch.nn.utils.get_total_norm(grads).isfinite())  # fused: ~3 ms for 18M values on CPU
         if not grads_finite:
             self._skip_or_stop(f"non-finite gradient at optimiser step {self.state.global_step + 1} from a finite loss")
-        elif float(finite_batches) > 0:
+        elif finite_batches > 0:
             self._nonfinite_in_a_row = 0  # a step that goes ahead ends a streak of skipped batches
             return
         if self.accelerator.scaler is not None:
