@@ -22,7 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modeling_ldlm.generation_ldlm import cut_at_eos, rand_rows, sample_tokens
+from modeling_ldlm.canvas import cut_at_eos
+from modeling_ldlm.generation_ldlm import sample_tokens
+from modeling_ldlm.random_rows import uniform_rows
 
 
 def row_generators(batch: int, seed: int) -> list[torch.Generator]:
@@ -154,7 +156,7 @@ class MDLMBaseline(nn.Module):
         calls = 0
         for t, s in zip(times[:-1].tolist(), times[1:].tolist()):
             unmask_prob = (t - s) / t if s > 0 else 1.0
-            u = rand_rows(tuple(z.shape), generators, device)
+            u = uniform_rows(tuple(z.shape), generators, device)
             reveal = (z == self.mask_id) & (u < unmask_prob)
             if not reveal.any():  # z is unchanged, so the network's output would be too: no call
                 continue

@@ -7,7 +7,8 @@ Importing the package registers `LDLMConfig` and `LDLMForDiffusionGeneration` wi
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from .configuration_ldlm import PRESETS, LDLMConfig
-from .generation_ldlm import LDLMGenerationConfig, LDLMGenerationMixin, LDLMGenerationOutput
+from .generation_config import LDLMGenerationConfig
+from .generation_ldlm import LDLMGenerationMixin, LDLMGenerationOutput
 from .modeling_ldlm import LDLMForDiffusionGeneration, LDLMOutput, LDLMPreTrainedModel
 
 AutoConfig.register("ldlm", LDLMConfig, exist_ok=True)

@@ -1,6 +1,6 @@
 """LDLMConfig: the sizes and the training objective of a Latent Diffusion Language Model.
 
-The config owns only what changes the weights or the training objective (DESIGN §8): the frozen LM's own config
+The config owns only what changes the weights or the training objective: the frozen LM's own config
 (nested, any `AutoModel` family), which of its hidden layers is read, the latent shape (N latents of width D), the
 sizes of the encoder E, denoiser f, latent decoder G and token decoder T, the noise schedule
 `alpha_t = 1 / sqrt(1 + d^2 tan^2(pi t / 2))`, the decoder-input noise sigma_dec, the loss coefficients of
@@ -12,16 +12,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from transformers import AutoConfig, PreTrainedConfig
-from transformers.configuration_utils import SubConfigSpec
+import transformers
+from packaging.version import Version
+
+# Checked first, because a checkpoint's remote code never sees the package's requirements: the config classes below
+# are keyword-only dataclasses with nested sub-configs, which exist from transformers 5.20 on.
+SUPPORTED_TRANSFORMERS = ">=5.20,<6"
+if not Version("5.20") <= Version(transformers.__version__) < Version("6"):
+    raise ImportError(f"LDLM needs transformers{SUPPORTED_TRANSFORMERS}, but transformers {transformers.__version__} is "
+                      f"installed: pip install 'transformers{SUPPORTED_TRANSFORMERS}'.")
+
+from transformers import AutoConfig, PreTrainedConfig  # noqa: E402
+from transformers.configuration_utils import SubConfigSpec  # noqa: E402
 
 NOISE_SCHEDULES = ("tan", "cosine")
 DECODER_LOSSES = ("mse", "ce")
 
 # Size presets. "paper-owt" follows the sizes a third-party re-implementation reports for the paper's OpenWebText
-# model (unconfirmed, DESIGN §1): GPT-2 small frozen at layer -3, one latent per token of width 768, encoder and
-# latent decoder 6 x 12 heads, DiT 12 x 12 heads, token decoder 3 layers. "cpu-small" is the 2-core prototype size of
-# DESIGN §9 around the offline all-MiniLM-L6-v2 (hidden 384): N=16 latents of D=64 for 64-token sentences.
+# model (unconfirmed): GPT-2 small frozen at layer -3, one latent per token of width 768, encoder and latent decoder
+# 6 x 12 heads, DiT 12 x 12 heads, token decoder 3 layers. "cpu-small" is a 2-core size around the offline
+# all-MiniLM-L6-v2 (hidden 384): N=16 latents of D=64 for 64-token sentences.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper-owt": dict(
         frozen_lm_layer=-3,
@@ -86,9 +96,12 @@ class LDLMConfig(PreTrainedConfig):
         decoder_loss (`str`): `"mse"` (paper: regress the frozen hidden states) or `"ce"` (ablation: cross-entropy
             through the latents into the encoder).
         token_loss_stop_gradient (`bool`): the token loss sees sg(h_hat) and trains only the token decoder.
-        self_condition_prob (`float`): probability of a self-conditioning pass per training step.
+        self_conditioning_prob (`float`): probability of a self-conditioning pass per training step.
         loss_{diffusion,hidden,token}_weight (`float`): loss coefficients.
         timestep_bins (`int`): bins of the adaptive timestep sampler's loss curve.
+        vocab_size, pad_token_id, bos_token_id, eos_token_id (`int`, *optional*): the frozen LM tokenizer's; default
+            to the frozen LM config's. `eos_token_id` ends a generated row (BERT-like: [SEP]; GPT-2-like:
+            <|endoftext|>); without one, generation never cuts a row.
     """
 
     model_type = "ldlm"
@@ -119,7 +132,7 @@ class LDLMConfig(PreTrainedConfig):
     decoder_noise_std: float = 3.0
     decoder_loss: str = "mse"
     token_loss_stop_gradient: bool = True
-    self_condition_prob: float = 0.5
+    self_conditioning_prob: float = 0.5
     loss_diffusion_weight: float = 1.0
     loss_hidden_weight: float = 1.0
     loss_token_weight: float = 1.0
@@ -132,6 +145,8 @@ class LDLMConfig(PreTrainedConfig):
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
+        if "self_condition_prob" in kwargs:  # the field's name in checkpoints saved before version 0.2
+            self.self_conditioning_prob = kwargs.pop("self_condition_prob")
         super().__post_init__(**kwargs)
         lm = self.frozen_lm_config
         if self.vocab_size is None:
@@ -153,6 +168,18 @@ class LDLMConfig(PreTrainedConfig):
 
     def validate_fields(self) -> None:
         """Raise a ValueError naming the first invalid field and what to do about it."""
+        self._validate_sizes()
+        self._validate_objective()
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or not 0 <= value < self.vocab_size):
+                raise ValueError(
+                    f"LDLMConfig.{name}={value!r} is not a token id of the vocabulary (size {self.vocab_size}); "
+                    "take the special ids from the frozen LM's tokenizer."
+                )
+
+    def _validate_sizes(self) -> None:
         positive_ints = ["max_sequence_length", "num_latents", "latent_dim", "timestep_bins", "vocab_size"]
         for part in ("encoder", "denoiser", "latent_decoder", "token_decoder"):
             positive_ints += [f"{part}_hidden_size", f"{part}_num_heads"]
@@ -185,6 +212,8 @@ class LDLMConfig(PreTrainedConfig):
                 f"LDLMConfig.frozen_lm_layer={layer!r} is out of range for a frozen LM with {n_layers} layers: "
                 f"use an integer in [{-(n_layers + 1)}, {n_layers}] (0 = embeddings, -1 = last layer)."
             )
+
+    def _validate_objective(self) -> None:
         if self.noise_schedule not in NOISE_SCHEDULES:
             raise ValueError(
                 f"LDLMConfig.noise_schedule={self.noise_schedule!r} is unknown; choose one of {NOISE_SCHEDULES}."
@@ -199,25 +228,12 @@ class LDLMConfig(PreTrainedConfig):
                 raise ValueError(f"LDLMConfig.{name} must be a number >= 0, got {value!r}.")
         if not self.noise_schedule_d > 0:
             raise ValueError(f"LDLMConfig.noise_schedule_d must be > 0, got {self.noise_schedule_d!r}.")
-        if not 0.0 <= self.self_condition_prob <= 1.0:
-            raise ValueError(f"LDLMConfig.self_condition_prob must be in [0, 1], got {self.self_condition_prob!r}.")
+        if not 0.0 <= self.self_conditioning_prob <= 1.0:
+            raise ValueError(f"LDLMConfig.self_conditioning_prob must be in [0, 1], got {self.self_conditioning_prob!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"LDLMConfig.dropout must be in [0, 1), got {self.dropout!r}.")
         if not self.mlp_ratio > 0:
             raise ValueError(f"LDLMConfig.mlp_ratio must be > 0, got {self.mlp_ratio!r}.")
-        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or not 0 <= value < self.vocab_size):
-                raise ValueError(
-                    f"LDLMConfig.{name}={value!r} is not a token id of the vocabulary (size {self.vocab_size}); "
-                    "take the special ids from the frozen LM's tokenizer."
-                )
-        if self.eos_token_id is None:
-            raise ValueError(
-                "LDLMConfig.eos_token_id is not set and the frozen LM config has none: pass the id of the token that "
-                "ends a sequence (BERT-like: [SEP]; GPT-2-like: <|endoftext|>)."
-            )
 
 
 __all__ = ["LDLMConfig", "PRESETS"]

@@ -2,10 +2,10 @@
 
 G: latents (B, N, D) -> h_hat (B, L, H), the normalised frozen hidden states at every one of the L canvas positions:
 L learned position queries cross-attend to the latents and self-attend. G reads only the latents, never tokens, so
-it has no padding to mask; the loss L_h = ||h_hat - h||^2 counts only non-pad positions (DESIGN §1 step 4).
+it has no padding to mask; the loss L_h = ||h_hat - h||^2 counts only non-pad positions.
 
 T: h_hat (B, L, H) -> vocabulary logits (B, L, V): a small bidirectional transformer and an LM head
-(L_w = CE(T(sg(h_hat)), w), DESIGN §1 step 5).
+(L_w = CE(T(sg(h_hat)), w)).
 """
 
 from __future__ import annotations

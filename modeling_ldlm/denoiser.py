@@ -1,6 +1,6 @@
 """Denoiser f: a DiT over the N latents, x0-parameterised, with self-conditioning.
 
-f(z_t, t, x0_sc) -> x0_hat. The noisy latents and the self-conditioning estimate (the previous x0_hat, or zeros)
+f(z_t, t, x0_sc) -> x0_hat. The noisy latents and the self-conditioning input x0_sc (the previous x0_hat, or zeros)
 are concatenated on the channel axis and projected to the model width; time enters every block through adaLN
 (DiT). Attention runs over N latents, never over the L tokens, which is where LDLM's sampling speed comes from.
 """
@@ -30,10 +30,10 @@ class LatentDenoiser(nn.Module):
         self.out_modulation = nn.Linear(width, 2 * width)
         self.out_proj = nn.Linear(width, config.latent_dim)
 
-    def forward(self, z_t: torch.Tensor, t: torch.Tensor, self_cond: torch.Tensor | None = None) -> torch.Tensor:
-        if self_cond is None:
-            self_cond = torch.zeros_like(z_t)
-        x = self.input_proj(torch.cat([z_t, self_cond], dim=-1)) + self.position_embedding[None]  # (B, N, W)
+    def forward(self, z_t: torch.Tensor, t: torch.Tensor, previous_x0: torch.Tensor | None = None) -> torch.Tensor:
+        if previous_x0 is None:
+            previous_x0 = torch.zeros_like(z_t)
+        x = self.input_proj(torch.cat([z_t, previous_x0], dim=-1)) + self.position_embedding[None]  # (B, N, W)
         cond = self.time_embedding(t)  # (B, W)
         for block in self.blocks:
             x = block(x, cond)

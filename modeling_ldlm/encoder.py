@@ -3,7 +3,7 @@
 Perceiver-style: N learned latent queries cross-attend to the (normalised, projected) hidden states, with padded
 positions masked out, then self-attend; a final projection to width D and a parameter-free LayerNorm fix every
 latent vector to zero mean and unit variance over D, so that the noise levels of the schedule mean the same thing
-for every input (DESIGN §1: z0 = E(h)).
+for every input (z0 = E(h)).
 """
 
 from __future__ import annotations

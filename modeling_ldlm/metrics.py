@@ -1,4 +1,4 @@
-"""Sample-quality metrics for text generators (DESIGN §6), as plain functions that work offline.
+"""Sample-quality metrics for text generators, as plain functions that work offline.
 
 - generative perplexity: exp( sum_i sum_t -log p_scorer(w_t | w_<t) / sum_i |w_i| ) under a fixed causal LM;
 - unigram entropy of one sample: H = -sum_v p(v) log p(v) over the sample's own token frequencies (nats),

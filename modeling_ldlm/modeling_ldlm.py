@@ -1,10 +1,11 @@
-"""LDLMForDiffusionGeneration: the latent diffusion language model and its joint training loss (DESIGN §1).
+"""LDLMForDiffusionGeneration: the latent diffusion language model and its joint training loss.
 
-One training step, for tokens w (B, L):
+Meshchaninov et al., "How to Train Your Latent Diffusion Language Model Jointly With the Latent Space"
+(arXiv 2605.07933). One training step, for tokens w (B, L):
     h   = norm(LM(w)[layer])                                    frozen, normalised with persistent statistics
     z0  = E(h)                                                  (B, N, D)
     z_t = alpha_t z~0 + sigma_t eps,  z~0 = sg(z0) + gamma (z0 - sg(z0))
-    L_diff = || f(z_t, t, x0_sc) - z~0 ||^2                     gamma = encoder_grad_scale (warmup, DESIGN §2)
+    L_diff = || f(z_t, t, x0_sc) - z~0 ||^2                     gamma = encoder_grad_scale (the warmup)
     h^  = G(z0 + sigma_dec eps')                                training only noise
     L_h = || h^ - h ||^2 over non-pad positions                 (decoder_loss="mse")
     L_w = CE(T(sg(h^)), w) over non-pad positions               (stop-gradient switchable)
@@ -15,7 +16,6 @@ With decoder_loss="ce" (the ablation), L_w flows through G into E and L_h is rep
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -28,13 +28,16 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from .adaptive_timesteps import AdaptiveTimestepSampler, initial_curve
 from .configuration_ldlm import PRESETS, LDLMConfig
 from .decoders import LatentDecoder, TokenDecoder
 from .denoiser import LatentDenoiser
 from .encoder import LatentEncoder
-from .generation_ldlm import LDLMGenerationConfig, LDLMGenerationMixin
-from .schedules import add_noise, alpha_sigma
-from .timestep_sampler import AdaptiveTimestepSampler, initial_curve
+from .generation_config import LDLMGenerationConfig
+from .generation_ldlm import LDLMGenerationMixin
+from .handler import EndpointHandler  # noqa: F401  (imported so that handler.py ships with every checkpoint)
+from .noise_schedules import add_noise, alpha_sigma
+from .token_ids import check_token_batch, check_tokenizer_matches, end_of_sequence_id, start_of_sequence_id
 
 
 @dataclass
@@ -52,45 +55,34 @@ class LDLMOutput(ModelOutput):
     predicted_latents: torch.Tensor | None = None
 
 
-def check_token_batch(
-    input_ids: Any, attention_mask: Any, vocab_size: int, max_length: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate a right-padded batch of token ids; return (input_ids, attention_mask) as (B, L) long tensors."""
-    if not isinstance(input_ids, torch.Tensor):
-        raise TypeError(f"input_ids must be a torch.LongTensor of shape (batch, length), got {type(input_ids).__name__}.")
-    if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
-        raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}.")
-    if input_ids.dim() != 2 or input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
-        raise ValueError(f"input_ids must have shape (batch, length) with both > 0, got {tuple(input_ids.shape)}.")
-    if input_ids.shape[1] > max_length:
-        raise ValueError(
-            f"input_ids has length {input_ids.shape[1]} but the model handles at most max_sequence_length="
-            f"{max_length} tokens; truncate the text (tokenizer(..., truncation=True, max_length={max_length}))."
-        )
-    if int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab_size:
-        raise ValueError(f"input_ids holds ids outside the vocabulary [0, {vocab_size}).")
-    if attention_mask is None:
-        attention_mask = torch.ones_like(input_ids)
-    if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
-        shape = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask)
-        raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got {shape}.")
-    attention_mask = attention_mask.long()
-    if ((attention_mask != 0) & (attention_mask != 1)).any():
-        raise ValueError("attention_mask must hold only 0 (padding) and 1 (token).")
-    if (attention_mask.sum(-1) == 0).any():
-        raise ValueError("Every row needs at least one real token: attention_mask has an all-zero row.")
-    if (attention_mask[:, 1:] > attention_mask[:, :-1]).any():
-        raise ValueError("LDLM expects right padding (tokens first, padding after): set tokenizer.padding_side='right'.")
-    return input_ids.long(), attention_mask
+class HiddenMoments:
+    """Running per-channel sums (float64) of frozen hidden states, for their mean and standard deviation."""
+
+    def __init__(self) -> None:
+        self.total: torch.Tensor | float = 0.0
+        self.total_sq: torch.Tensor | float = 0.0
+        self.count = 0
+
+    def add(self, states: torch.Tensor) -> None:
+        """`states` (T, H): one row per real token."""
+        states = states.double()
+        self.total = self.total + states.sum(0)
+        self.total_sq = self.total_sq + (states**2).sum(0)
+        self.count += int(states.shape[0])
+
+    def mean_std(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.count < 2:
+            raise ValueError("Fitting the hidden-state statistics needs at least two non-pad tokens.")
+        mean = self.total / self.count
+        std = (self.total_sq / self.count - mean**2).clamp_min(1e-10).sqrt()
+        return mean.float(), std.float().clamp_min(1e-4)
 
 
 class LDLMPreTrainedModel(PreTrainedModel):
     config_class = LDLMConfig
-    base_model_prefix = "ldlm"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _no_split_modules = ["TransformerBlock", "DiTBlock"]
-    _supports_sdpa = True
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -112,18 +104,15 @@ class LDLMPreTrainedModel(PreTrainedModel):
             super()._init_weights(module)
 
 
-def check_tokenizer_matches(config: LDLMConfig, tokenizer: Any, where: str) -> None:
-    """Raise a ValueError when `tokenizer` cannot belong to `config`: more tokens than the model's vocabulary, or
-    end/pad ids that differ (generation would cut and pad at the wrong token, silently)."""
-    if len(tokenizer) > config.vocab_size:
-        raise ValueError(f"The tokenizer of {where!r} has {len(tokenizer)} tokens but the model's vocabulary has "
-                         f"{config.vocab_size}: use the tokenizer the model was trained with.")
-    eos = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
-    for field, token_id in (("eos_token_id", eos), ("pad_token_id", tokenizer.pad_token_id)):
-        if token_id is not None and getattr(config, field) is not None and token_id != getattr(config, field):
-            raise ValueError(f"The tokenizer of {where!r} has {field}={token_id} but the model's config has "
-                             f"{field}={getattr(config, field)}: use the tokenizer the model was trained with, or "
-                             f"set config.{field} to match it.")
+def _special_token_fields(tokenizer: Any) -> dict[str, int]:
+    """vocab_size and the special ids of a new model's config, from the frozen LM's tokenizer."""
+    eos = end_of_sequence_id(tokenizer)
+    if eos is None:
+        raise ValueError("The tokenizer has neither a separator nor an EOS token: LDLM needs an end-of-sequence id "
+                         "(pass eos_token_id=... to from_frozen_lm).")
+    special = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
+               "bos_token_id": start_of_sequence_id(tokenizer), "eos_token_id": eos}
+    return {k: v for k, v in special.items() if v is not None}
 
 
 class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
@@ -154,7 +143,7 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         # would not fit the canvas); a saved generation_config.json replaces it on from_pretrained.
         self.generation_config.max_length = config.max_sequence_length
 
-    # ---- construction -------------------------------------------------------------------------------------------
+    # ---- construction, loading, saving --------------------------------------------------------------------------
     @classmethod
     def from_frozen_lm(
         cls, name_or_path: str, preset: str | None = None, tokenizer: Any = None, **config_overrides: Any
@@ -166,21 +155,12 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         lm = AutoModel.from_pretrained(name_or_path, use_safetensors=True)
         tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(name_or_path)
         if len(tokenizer) > lm.config.vocab_size:
-            raise ValueError(
-                f"The tokenizer of {name_or_path!r} has {len(tokenizer)} tokens but the LM embeds only "
-                f"{lm.config.vocab_size}; pass the tokenizer that belongs to this LM."
-            )
+            raise ValueError(f"The tokenizer of {name_or_path!r} has {len(tokenizer)} tokens but the LM embeds only "
+                             f"{lm.config.vocab_size}; pass the tokenizer that belongs to this LM.")
         fields = dict(PRESETS[preset]) if preset else {}
         fields.update(config_overrides)
-        special = {
-            "vocab_size": len(tokenizer),
-            "pad_token_id": tokenizer.pad_token_id,
-            "bos_token_id": tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id,
-        }
-        for key, value in special.items():
-            if value is not None:
-                fields.setdefault(key, value)
+        for key, value in _special_token_fields(tokenizer).items():
+            fields.setdefault(key, value)
         if fields.get("pad_token_id") is None:
             fields["pad_token_id"] = fields.get("eos_token_id")
         config = LDLMConfig(frozen_lm_config=lm.config, **fields)
@@ -189,37 +169,48 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         if unexpected or [k for k in missing if not k.endswith("position_ids")]:
             raise ValueError(f"Frozen LM weights do not fit: missing {missing}, unexpected {unexpected}.")
         check_tokenizer_matches(config, tokenizer, str(name_or_path))
-        model.tokenizer = tokenizer
+        model.attach_tokenizer(tokenizer)
         return model
+
+    def attach_tokenizer(self, tokenizer: Any) -> None:
+        """Keep the frozen LM's tokenizer with the model (saved into checkpoints), bounded to the model's length."""
+        tokenizer.model_max_length = self.config.max_sequence_length
+        self.tokenizer = tokenizer
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
         """`PreTrainedModel.from_pretrained` reading safetensors only (never pickle), with clear errors for a
-        corrupted weights file, non-finite weights, or a tokenizer that does not belong to the config."""
+        corrupted weights file, non-finite weights, or a tokenizer that does not belong to the config. A local
+        folder's tokenizer is attached as `model.tokenizer`."""
         kwargs.setdefault("use_safetensors", True)
         name = str(pretrained_model_name_or_path)
         try:
-            model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+            loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         except SafetensorError as err:
             raise ValueError(
                 f"The weights of {name!r} are not a readable safetensors file ({err}); the download or the save was "
                 "probably cut short. Delete the file and download it again (from_pretrained(..., "
                 "force_download=True)) or save the model again.") from err
-        model.frozen_lm.requires_grad_(False)  # loading materialises fresh parameters: freeze them again
-        bad = [n for n, p in model.named_parameters() if p.is_floating_point() and not bool(torch.isfinite(p).all())]
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True gives (model, info)
+        model._check_loaded(name)
+        return loaded
+
+    def _check_loaded(self, name: str) -> None:
+        self.frozen_lm.requires_grad_(False)  # loading materialises fresh parameters: freeze them again
+        bad = [n for n, p in self.named_parameters() if p.is_floating_point() and not bool(torch.isfinite(p).all())]
         if bad:
             raise ValueError(f"The weights of {name!r} hold NaN/Inf values in {bad[:5]}{' ...' if len(bad) > 5 else ''}"
                              ": the checkpoint is corrupted or training diverged before it was saved.")
         if os.path.isfile(os.path.join(name, "tokenizer_config.json")):
-            # Running as remote code means the caller trusted this folder: say so, or AutoTokenizer prompts on stdin.
-            trusted = kwargs.get("trust_remote_code", cls.__module__.startswith("transformers_modules"))
-            model.tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trusted)
-            check_tokenizer_matches(model.config, model.tokenizer, name)
-        return model
+            # The tokenizer is the frozen LM's: given that LM's config, AutoTokenizer does not read config.json (the
+            # LDLM config, which names remote code) and so never asks whether to trust it.
+            tokenizer = AutoTokenizer.from_pretrained(name, config=self.config.frozen_lm_config)
+            check_tokenizer_matches(self.config, tokenizer, name)
+            self.attach_tokenizer(tokenizer)
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
-        """Save weights, config, generation_config.json, remote code (AutoModel and AutoModelForCausalLM), the
-        frozen LM's tokenizer and the Inference Endpoints handler.py."""
+        """Save weights, config, generation_config.json, remote code (AutoModel and AutoModelForCausalLM, with the
+        Inference Endpoints handler.py among the modeling files), and the frozen LM's tokenizer."""
         auto_map = dict(getattr(self.config, "auto_map", None) or {})
         auto_map.update({
             "AutoConfig": "configuration_ldlm.LDLMConfig",
@@ -229,47 +220,54 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         self.config.auto_map = auto_map
         super().save_pretrained(save_directory, *args, **kwargs)
         if self.tokenizer is not None:
+            self.attach_tokenizer(self.tokenizer)
             self.tokenizer.save_pretrained(save_directory)
-        handler = os.path.join(os.path.dirname(os.path.abspath(__file__)), "handler.py")
-        if os.path.isfile(handler):  # absent when this file runs as remote code from a checkpoint
-            shutil.copy(handler, os.path.join(save_directory, "handler.py"))
 
     def train(self, mode: bool = True) -> LDLMForDiffusionGeneration:
         super().train(mode)
         self.frozen_lm.eval()  # the frozen LM never trains: no dropout, ever
         return self
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The frozen LM's token embeddings (LDLM has no trainable input embeddings of its own)."""
+        return self.frozen_lm.get_input_embeddings()
+
     # ---- frozen hidden states -----------------------------------------------------------------------------------
     @torch.no_grad()
     def frozen_hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Raw hidden states of the configured layer of the frozen LM: (B, L, H)."""
+        """Raw hidden states of the configured layer of the frozen LM, in fp32: (B, L, H)."""
         if self.frozen_lm.training:  # never let dropout into the frozen states, whoever toggled the mode
             self.frozen_lm.eval()
         out = self.frozen_lm(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
         return out.hidden_states[self.config.frozen_lm_layer].float()
 
     def normalize_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
-        return (hidden - self.hidden_mean) / self.hidden_std
+        """(h - mean) / std per channel, in fp32: (B, L, H)."""
+        return (hidden.float() - self.hidden_mean.float()) / self.hidden_std.float()
 
     @torch.no_grad()
     def fit_hidden_statistics(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Set the per-channel mean/std of the frozen hidden states from (input_ids, attention_mask) batches."""
-        total, total_sq, count = 0.0, 0.0, 0
+        moments = HiddenMoments()
         for input_ids, attention_mask in batches:
             input_ids, attention_mask = check_token_batch(
                 input_ids.to(self.device), attention_mask.to(self.device), self.config.vocab_size,
                 self.config.max_sequence_length)
-            hidden = self.frozen_hidden_states(input_ids, attention_mask).double()
-            keep = attention_mask.bool()
-            total = total + hidden[keep].sum(0)
-            total_sq = total_sq + (hidden[keep] ** 2).sum(0)
-            count += int(keep.sum())
-        if count < 2:
-            raise ValueError("fit_hidden_statistics needs at least two non-pad tokens.")
-        mean = total / count
-        std = (total_sq / count - mean**2).clamp_min(1e-10).sqrt()
-        self.hidden_mean.copy_(mean.float())
-        self.hidden_std.copy_(std.float().clamp_min(1e-4))
+            moments.add(self.frozen_hidden_states(input_ids, attention_mask)[attention_mask.bool()])
+        self._set_hidden_statistics(moments)
+
+    @torch.no_grad()
+    def fit_hidden_statistics_from_states(self, states: Iterable[torch.Tensor]) -> None:
+        """The same statistics from precomputed raw states, one (len_i, H) tensor of real tokens per example."""
+        moments = HiddenMoments()
+        for state in states:
+            moments.add(state)
+        self._set_hidden_statistics(moments)
+
+    def _set_hidden_statistics(self, moments: HiddenMoments) -> None:
+        mean, std = moments.mean_std()
+        self.hidden_mean.copy_(mean)
+        self.hidden_std.copy_(std)
         self.hidden_stats_fitted.fill_(True)
 
     # ---- the parts ----------------------------------------------------------------------------------------------
@@ -277,23 +275,27 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         return alpha_sigma(t, self.config.noise_schedule, self.config.noise_schedule_d)
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Tokens -> clean latents z0 (B, N, D)."""
+        """Tokens -> clean latents z0 (B, N, D), in the encoder's dtype."""
         input_ids, attention_mask = check_token_batch(
             input_ids, attention_mask, self.config.vocab_size, self.config.max_sequence_length)
         hidden = self.normalize_hidden(self.frozen_hidden_states(input_ids, attention_mask))
-        return self.encoder(hidden, attention_mask)
+        return self.encoder(hidden.to(self._dtype_of(self.encoder)), attention_mask)
 
-    def denoise(self, z_t: torch.Tensor, t: torch.Tensor, self_cond: torch.Tensor | None = None) -> torch.Tensor:
-        """One denoiser call: x0_hat (B, N, D)."""
-        return self.denoiser(z_t, t, self_cond)
+    def denoise(self, z_t: torch.Tensor, t: torch.Tensor, previous_x0: torch.Tensor | None = None) -> torch.Tensor:
+        """One denoiser call: x0_hat (B, N, D); `previous_x0` is the self-conditioning input."""
+        return self.denoiser(z_t, t, previous_x0)
 
     def decode_hidden(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents -> normalised hidden states at every canvas position (B, max_sequence_length, H)."""
-        return self.latent_decoder(latents)
+        return self.latent_decoder(latents.to(self._dtype_of(self.latent_decoder)))
 
     def decode_logits(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents -> vocabulary logits (B, max_sequence_length, V)."""
-        return self.token_decoder(self.decode_hidden(latents))
+        return self.token_decoder(self.decode_hidden(latents).to(self._dtype_of(self.token_decoder)))
+
+    @staticmethod
+    def _dtype_of(module: nn.Module) -> torch.dtype:
+        return next(module.parameters()).dtype
 
     # ---- joint loss ---------------------------------------------------------------------------------------------
     def forward(
@@ -304,98 +306,116 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         noise: torch.Tensor | None = None,
         decoder_noise: torch.Tensor | None = None,
         encoder_grad_scale: float = 1.0,
-        self_condition: bool | None = None,
+        self_conditioning: bool | None = None,
         token_loss_fraction: float = 1.0,
         hidden_states: torch.Tensor | None = None,
-        return_dict: bool = True,
-        **kwargs: Any,
-    ) -> LDLMOutput:
+        return_dict: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+    ) -> LDLMOutput | tuple:
         """Joint loss of one batch. `timesteps` (B,), `noise` (B, N, D) and `decoder_noise` (B, N, D) may be
-        injected for determinism; `self_condition=None` draws it with probability `config.self_condition_prob`;
-        `token_loss_fraction` < 1 scores the token loss on a random subset of non-pad positions; `hidden_states`
-        (B, L, H), the raw frozen-LM states of `input_ids` precomputed once, skips the frozen LM."""
-        cfg = self.config
+        injected for determinism; `self_conditioning=None` draws it with probability `config.self_conditioning_prob`
+        in training; `token_loss_fraction` < 1 scores the token loss on a random subset of non-pad positions;
+        `hidden_states` (B, L, H), the raw frozen-LM states of `input_ids` precomputed once, skips the frozen LM.
+        Under `torch.compile`/`torch.export` the checks that read tensor values are skipped (shapes still are)."""
+        self._reject_unsupported_outputs(output_attentions, output_hidden_states)
+        check_values = not torch.compiler.is_compiling()
+        input_ids, attention_mask = check_token_batch(input_ids, attention_mask, self.config.vocab_size,
+                                                      self.config.max_sequence_length, check_values=check_values)
         if not 0.0 <= float(encoder_grad_scale) <= 1.0:
             raise ValueError(f"encoder_grad_scale must be in [0, 1], got {encoder_grad_scale}.")
         if not 0.0 < token_loss_fraction <= 1.0:
             raise ValueError(f"token_loss_fraction must be in (0, 1], got {token_loss_fraction}.")
-        input_ids, attention_mask = check_token_batch(input_ids, attention_mask, cfg.vocab_size,
-                                                      cfg.max_sequence_length)
-        b, length = input_ids.shape
-        mask = attention_mask.float()  # (B, L)
+        hidden = self._normalised_hidden(input_ids, attention_mask, hidden_states)  # (B, L, H) fp32
+        z0 = self.encoder(hidden.to(self._dtype_of(self.encoder)), attention_mask)  # (B, N, D)
+        diffusion = self._diffusion_loss(z0, timesteps, noise, float(encoder_grad_scale), self_conditioning,
+                                         check_values)
+        loss_hidden, loss_token, accuracy = self._reconstruction_losses(z0, hidden, input_ids, attention_mask,
+                                                                        decoder_noise, token_loss_fraction)
+        out = self._combine(diffusion, loss_hidden, loss_token, accuracy, z0)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return out if return_dict else out.to_tuple()
 
+    @staticmethod
+    def _reject_unsupported_outputs(output_attentions: bool | None, output_hidden_states: bool | None) -> None:
+        if output_attentions:
+            raise ValueError("LDLM's forward returns losses and latents, not attention weights: drop "
+                             "output_attentions (or set config.output_attentions=False).")
+        if output_hidden_states:
+            raise ValueError("LDLM's forward does not return per-layer hidden states: use model.encode(...) for the "
+                             "latents or model.frozen_hidden_states(...) for the frozen LM's states.")
+
+    def _normalised_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                           hidden_states: torch.Tensor | None) -> torch.Tensor:
         if hidden_states is None:
             hidden_states = self.frozen_hidden_states(input_ids, attention_mask)
-        elif tuple(hidden_states.shape) != (b, length, cfg.frozen_lm_hidden_size):
-            raise ValueError(f"hidden_states must have shape {(b, length, cfg.frozen_lm_hidden_size)}, "
-                             f"got {tuple(hidden_states.shape)}.")
-        hidden = self.normalize_hidden(hidden_states.float())  # (B, L, H)
-        z0 = self.encoder(hidden, attention_mask)  # (B, N, D)
+        expected = (*input_ids.shape, self.config.frozen_lm_hidden_size)
+        if tuple(hidden_states.shape) != expected:
+            raise ValueError(f"hidden_states must have shape {expected}, got {tuple(hidden_states.shape)}.")
+        return self.normalize_hidden(hidden_states)
 
-        # Diffusion loss; the encoder sees its gradient scaled by gamma.
-        if timesteps is None:
-            timesteps = torch.rand(b, device=z0.device)
-        timesteps = timesteps.to(z0.device).float()
-        if timesteps.shape != (b,) or not ((timesteps >= 0) & (timesteps <= 1)).all():
+    def _diffusion_loss(self, z0: torch.Tensor, timesteps: torch.Tensor | None, noise: torch.Tensor | None,
+                        gamma: float, self_conditioning: bool | None, check_values: bool) -> dict[str, torch.Tensor]:
+        """L_diff on z_t of z~0 = sg(z0) + gamma (z0 - sg(z0)): the encoder sees its gradient scaled by gamma."""
+        b = z0.shape[0]
+        timesteps = torch.rand(b, device=z0.device) if timesteps is None else timesteps.to(z0.device).float()
+        if tuple(timesteps.shape) != (b,) or (check_values and not bool(((timesteps >= 0) & (timesteps <= 1)).all())):
             raise ValueError(f"timesteps must be a ({b},) tensor with values in [0, 1].")
-        if noise is None:
-            noise = torch.randn_like(z0)
+        noise = torch.randn_like(z0) if noise is None else noise.to(z0.device, z0.dtype)
         if noise.shape != z0.shape:
             raise ValueError(f"noise must have the latent shape {tuple(z0.shape)}, got {tuple(noise.shape)}.")
-        gamma = float(encoder_grad_scale)
         target = z0.detach() if gamma == 0.0 else z0.detach() + gamma * (z0 - z0.detach())
         alpha, sigma = self.alpha_sigma(timesteps)
         z_t = add_noise(target, noise, alpha, sigma)
-        if self_condition is None:
-            self_condition = self.training and bool(torch.rand(()) < cfg.self_condition_prob)
-        self_cond = None
-        if self_condition:
+        if self_conditioning is None:
+            self_conditioning = self.training and bool(torch.rand(()) < self.config.self_conditioning_prob)
+        previous_x0 = None
+        if self_conditioning:
             with torch.no_grad():
-                self_cond = self.denoiser(z_t, timesteps, None).detach()
-        x0_hat = self.denoiser(z_t, timesteps, self_cond)
-        loss_diff_per_sample = ((x0_hat - target) ** 2).mean(dim=(1, 2))  # (B,)
-        loss_diffusion = loss_diff_per_sample.mean()
+                previous_x0 = self.denoiser(z_t, timesteps, None).detach()
+        x0_hat = self.denoiser(z_t, timesteps, previous_x0)
+        per_sample = ((x0_hat.float() - target.float()) ** 2).mean(dim=(1, 2))  # (B,)
+        return {"loss": per_sample.mean(), "per_sample": per_sample, "timesteps": timesteps, "x0_hat": x0_hat}
 
-        # Reconstruction through the decoders.
+    def _reconstruction_losses(self, z0: torch.Tensor, hidden: torch.Tensor, input_ids: torch.Tensor,
+                               attention_mask: torch.Tensor, decoder_noise: torch.Tensor | None,
+                               token_loss_fraction: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """L_h through the latent decoder (with decoder-input noise in training) and L_w through the token decoder.
+        Both decoders run over the whole canvas of max_sequence_length positions, exactly as in generation, so the
+        amount of right padding in a batch cannot change any result."""
+        cfg, length = self.config, input_ids.shape[1]
         decoder_in = z0
         if self.training and cfg.decoder_noise_std > 0:
-            if decoder_noise is None:
-                decoder_noise = torch.randn_like(z0)
+            decoder_noise = torch.randn_like(z0) if decoder_noise is None else decoder_noise.to(z0.device, z0.dtype)
             decoder_in = z0 + cfg.decoder_noise_std * decoder_noise
-        # Both decoders always run over the whole canvas of max_sequence_length positions, exactly as in generation,
-        # so the amount of right padding in a batch cannot change any result.
-        hidden_hat = self.latent_decoder(decoder_in)  # (B, L_max, H)
-        per_position = ((hidden_hat[:, :length] - hidden) ** 2).mean(-1)  # (B, L)
+        hidden_hat = self.decode_hidden(decoder_in)  # (B, L_max, H)
+        mask = attention_mask.float()  # (B, L)
+        per_position = ((hidden_hat[:, :length].float() - hidden) ** 2).mean(-1)  # (B, L)
         loss_hidden = (per_position * mask).sum() / mask.sum()
-
         select = attention_mask.bool()
         if token_loss_fraction < 1.0:
             sub = select & (torch.rand(select.shape, device=select.device) < token_loss_fraction)
             select = sub if sub.any() else select
-        token_input = hidden_hat.detach() if (cfg.decoder_loss == "mse" and cfg.token_loss_stop_gradient) else hidden_hat
+        stop = cfg.decoder_loss == "mse" and cfg.token_loss_stop_gradient
+        token_input = (hidden_hat.detach() if stop else hidden_hat).to(self._dtype_of(self.token_decoder))
         features = self.token_decoder.features(token_input)[:, :length][select]  # (K, W): only scored positions
         logits = self.token_decoder.lm_head(features).float()
         targets = input_ids[select]
-        loss_token = F.cross_entropy(logits, targets)
-        token_accuracy = (logits.argmax(-1) == targets).float().mean().detach()
+        accuracy = (logits.argmax(-1) == targets).float().mean().detach()
+        return loss_hidden, F.cross_entropy(logits, targets), accuracy
 
+    def _combine(self, diffusion: dict[str, torch.Tensor], loss_hidden: torch.Tensor, loss_token: torch.Tensor,
+                 accuracy: torch.Tensor, z0: torch.Tensor) -> LDLMOutput:
+        cfg = self.config
         if cfg.decoder_loss == "mse":
-            loss = (cfg.loss_diffusion_weight * loss_diffusion + cfg.loss_hidden_weight * loss_hidden
+            loss = (cfg.loss_diffusion_weight * diffusion["loss"] + cfg.loss_hidden_weight * loss_hidden
                     + cfg.loss_token_weight * loss_token)
-        else:
-            loss = cfg.loss_diffusion_weight * loss_diffusion + cfg.loss_token_weight * loss_token
+        else:  # the ablation: the token loss trains the latents, L_h is only reported
+            loss = cfg.loss_diffusion_weight * diffusion["loss"] + cfg.loss_token_weight * loss_token
             loss_hidden = loss_hidden.detach()
-        return LDLMOutput(
-            loss=loss,
-            loss_diffusion=loss_diffusion,
-            loss_hidden=loss_hidden,
-            loss_token=loss_token,
-            token_accuracy=token_accuracy,
-            loss_diffusion_per_sample=loss_diff_per_sample.detach(),
-            timesteps=timesteps,
-            latents=z0,
-            predicted_latents=x0_hat,
-        )
+        return LDLMOutput(loss=loss, loss_diffusion=diffusion["loss"], loss_hidden=loss_hidden, loss_token=loss_token,
+                          token_accuracy=accuracy, loss_diffusion_per_sample=diffusion["per_sample"].detach(),
+                          timesteps=diffusion["timesteps"], latents=z0, predicted_latents=diffusion["x0_hat"])
 
 
-__all__ = ["LDLMForDiffusionGeneration", "LDLMOutput", "LDLMPreTrainedModel", "check_token_batch"]
+__all__ = ["LDLMForDiffusionGeneration", "LDLMOutput", "LDLMPreTrainedModel"]

@@ -1,7 +1,7 @@
 import torch
 
 from benchmarks.baselines import ARBaseline, MDLMBaseline, row_generators
-from modeling_ldlm.generation_ldlm import rand_rows
+from modeling_ldlm.random_rows import uniform_rows
 
 V, L = 20, 12
 
@@ -54,7 +54,7 @@ def dense_greedy_mdlm(model: MDLMBaseline, batch: int, steps: int, seed: int) ->
     times = torch.linspace(1.0, 0.0, steps + 1).tolist()
     for t, s in zip(times[:-1], times[1:]):
         x0 = model.subs_logits(z).argmax(-1)
-        u = rand_rows(tuple(z.shape), generators, z.device)
+        u = uniform_rows(tuple(z.shape), generators, z.device)
         z = torch.where((z == model.mask_id) & (u < ((t - s) / t if s > 0 else 1.0)), x0, z)
     return z
 

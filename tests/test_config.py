@@ -1,9 +1,9 @@
 import pytest
-from transformers import AutoConfig
+from transformers import AutoConfig, AutoTokenizer
 
-from modeling_ldlm import PRESETS, LDLMConfig
+from modeling_ldlm import PRESETS, LDLMConfig, LDLMForDiffusionGeneration
 
-from .conftest import tiny_config, tiny_lm_config
+from .conftest import tiny_config, tiny_lm_config, tiny_lm_folder, tiny_sizes
 
 
 def test_round_trip(tmp_path, lm_kind):
@@ -48,7 +48,7 @@ def test_no_generation_parameters_in_config(tmp_path):
     ("noise_schedule_d", 0.0, "noise_schedule_d"),
     ("decoder_noise_std", -1.0, "decoder_noise_std"),
     ("decoder_loss", "l1", "decoder_loss"),
-    ("self_condition_prob", 1.5, "self_condition_prob"),
+    ("self_conditioning_prob", 1.5, "self_conditioning_prob"),
     ("dropout", 1.0, "dropout"),
     ("loss_token_weight", -0.1, "loss_token_weight"),
     ("timestep_bins", 0, "timestep_bins"),
@@ -61,10 +61,23 @@ def test_invalid_fields(field, value, message):
         tiny_config(**{field: value})
 
 
-def test_missing_eos_is_explained():
-    lm = tiny_lm_config("bert")
-    with pytest.raises(ValueError, match="eos_token_id"):
-        LDLMConfig(frozen_lm_config=lm)
+def test_every_config_builds_from_its_defaults():
+    """transformers builds configs from their defaults (AutoConfig.for_model, config tests): so must LDLMConfig, even
+    though a default BERT has no end-of-sequence id; generation then never cuts a row."""
+    assert LDLMConfig().eos_token_id is None
+    assert isinstance(AutoConfig.for_model("ldlm"), LDLMConfig)
+    config = LDLMConfig(frozen_lm_config=tiny_lm_config("bert"), max_sequence_length=8, num_latents=2, latent_dim=4)
+    model = LDLMForDiffusionGeneration(config).eval()
+    out = model.generate(num_return_sequences=2, num_inference_steps=2)
+    assert out.shape == (2, 8)
+
+
+def test_a_tokenizer_without_an_end_token_is_refused(tmp_path):
+    lm = tiny_lm_folder(tmp_path / "lm")
+    tokenizer = AutoTokenizer.from_pretrained(lm)
+    tokenizer.sep_token = None
+    with pytest.raises(ValueError, match="end-of-sequence"):
+        LDLMForDiffusionGeneration.from_frozen_lm(str(lm), tokenizer=tokenizer, **tiny_sizes())
 
 
 def test_layer_index_bounds_accept_edges():

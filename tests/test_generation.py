@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from transformers import TextDiffusionStreamer
 
 from modeling_ldlm import LDLMForDiffusionGeneration, LDLMGenerationConfig
-from modeling_ldlm.generation_ldlm import cut_at_eos, sample_tokens
+from modeling_ldlm.canvas import cut_at_eos
+from modeling_ldlm.generation_ldlm import sample_tokens
 
 from .conftest import EOS, VOCAB, tiny_lm_folder, tiny_model, tiny_sizes, token_batch
 
@@ -27,7 +28,7 @@ def gens(*seeds):
 
 def prompt_ce(model, latents, ids):
     """Mean CE of the decoded canvas at the prompt positions (what guidance minimises)."""
-    logits = model._canvas_logits(latents, ids.shape[1])
+    logits = model.canvas_logits(latents, ids.shape[1])
     return F.cross_entropy(logits.transpose(1, 2), ids).item()
 
 
@@ -237,8 +238,6 @@ def test_bad_inputs_raise(model):
         (dict(input_ids=torch.randint(4, VOCAB, (1, L + 2))), "longer|max_sequence_length"),
         (dict(input_ids=ids, max_new_tokens=L - 3), "does not fit"),
         (dict(input_ids=ids, attention_mask=mask[:, :4]), "shape"),
-        (dict(input_ids=ids.float()), "integer"),
-        (dict(input_ids=ids.tolist()), "LongTensor"),
         (dict(input_ids=ids + VOCAB), "vocabulary"),
         (dict(input_ids=ids, fixed_tokens=ids, fixed_mask=mask), "not both"),
         (dict(fixed_tokens=ids + VOCAB, fixed_mask=mask), "vocabulary"),
@@ -248,3 +247,9 @@ def test_bad_inputs_raise(model):
     for kwargs, match in cases:
         with pytest.raises(ValueError, match=match):
             model.generate(num_inference_steps=2, **kwargs)
+    # not an integer tensor: the same TypeError as forward() raises for the same fault
+    for bad, match in ((ids.float(), "integer"), (ids.tolist(), "LongTensor")):
+        with pytest.raises(TypeError, match=match):
+            model.generate(bad, num_inference_steps=2)
+        with pytest.raises(TypeError, match=match):
+            model(bad)

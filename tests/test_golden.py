@@ -96,9 +96,9 @@ def forward_cases(model) -> dict[str, dict]:
     base = dict(input_ids=ids, attention_mask=mask, timesteps=torch.tensor([0.1, 0.5, 0.95]),
                 noise=torch.randn(shape, generator=g), decoder_noise=torch.randn(shape, generator=g))
     return {
-        "eval": dict(train=False, self_condition=False, **base),
-        "train-self-conditioned-gamma": dict(train=True, self_condition=True, encoder_grad_scale=0.3, **base),
-        "train-no-self-condition": dict(train=True, self_condition=False, **base),
+        "eval": dict(train=False, self_conditioning=False, **base),
+        "train-self-conditioned-gamma": dict(train=True, self_conditioning=True, encoder_grad_scale=0.3, **base),
+        "train-no-self-condition": dict(train=True, self_conditioning=False, **base),
     }
 
 
@@ -108,7 +108,7 @@ def run_forward(model, kwargs: dict) -> dict:
     out = model(**kwargs)
     model.eval()
     keys = ("loss", "loss_diffusion", "loss_hidden", "loss_token", "token_accuracy")
-    return {k: float(getattr(out, k)) for k in keys} | {
+    return {k: float(getattr(out, k).detach()) for k in keys} | {
         "loss_diffusion_per_sample": out.loss_diffusion_per_sample.tolist(),
         "latents": out.latents.flatten().tolist(), "predicted_latents": out.predicted_latents.flatten().tolist()}
 

@@ -44,7 +44,7 @@ def test_gradients_reach_every_trainable_parameter_and_not_the_frozen_lm(lm_kind
     model = tiny_model(lm_kind)
     model.train()
     ids, mask = token_batch(3, 10, lengths=[10, 8, 5])
-    model(ids, mask, self_condition=True, **deterministic_inputs(model)).loss.backward()
+    model(ids, mask, self_conditioning=True, **deterministic_inputs(model)).loss.backward()
     missing = [n for n, p in model.named_parameters()
                if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)]
     assert missing == []
@@ -59,7 +59,7 @@ def test_encoder_grad_scale_zero_blocks_the_diffusion_gradient_into_the_encoder(
 
     def diffusion_grads(scale):
         model.zero_grad()
-        model(ids, mask, encoder_grad_scale=scale, self_condition=False, **inputs).loss_diffusion.backward()
+        model(ids, mask, encoder_grad_scale=scale, self_conditioning=False, **inputs).loss_diffusion.backward()
         enc = sum(p.grad.abs().sum() for p in model.encoder.parameters() if p.grad is not None)
         den = sum(p.grad.abs().sum() for p in model.denoiser.parameters() if p.grad is not None)
         return float(enc), float(den)
@@ -76,7 +76,7 @@ def test_token_loss_stop_gradient_switch():
     def latent_decoder_grad(**overrides):
         model = tiny_model(**overrides)
         ids, mask = token_batch()
-        model(ids, mask, self_condition=False, **deterministic_inputs(model)).loss_token.backward()
+        model(ids, mask, self_conditioning=False, **deterministic_inputs(model)).loss_token.backward()
         return sum(float(p.grad.abs().sum()) for p in model.latent_decoder.parameters() if p.grad is not None)
 
     assert latent_decoder_grad() == 0.0
@@ -86,7 +86,7 @@ def test_token_loss_stop_gradient_switch():
 def test_cross_entropy_ablation_trains_the_encoder_through_the_token_loss():
     model = tiny_model(decoder_loss="ce")
     ids, mask = token_batch()
-    out = model(ids, mask, self_condition=False, **deterministic_inputs(model))
+    out = model(ids, mask, self_conditioning=False, **deterministic_inputs(model))
     torch.testing.assert_close(out.loss, out.loss_diffusion + out.loss_token)
     assert not out.loss_hidden.requires_grad
     out.loss_token.backward()
@@ -98,14 +98,14 @@ def test_decoder_noise_only_in_training_and_switchable():
     model = tiny_model()
     inputs = deterministic_inputs(model)
     model.train()
-    noisy = model(ids, mask, self_condition=False, **inputs).loss_hidden
+    noisy = model(ids, mask, self_conditioning=False, **inputs).loss_hidden
     model.eval()
-    clean = model(ids, mask, self_condition=False, **inputs).loss_hidden
+    clean = model(ids, mask, self_conditioning=False, **inputs).loss_hidden
     assert not torch.allclose(noisy, clean)
     off = tiny_model(decoder_noise_std=0.0).train()
-    a = off(ids, mask, self_condition=False, **inputs).loss_hidden
+    a = off(ids, mask, self_conditioning=False, **inputs).loss_hidden
     off.eval()
-    b = off(ids, mask, self_condition=False, **inputs).loss_hidden
+    b = off(ids, mask, self_conditioning=False, **inputs).loss_hidden
     torch.testing.assert_close(a, b)
 
 
@@ -114,19 +114,19 @@ def test_batch_equals_rows_and_padding_is_invisible(lm_kind):
     ids, mask = token_batch(3, 10, lengths=[10, 6, 3])
     inputs = deterministic_inputs(model)
     z_batch = model.encode(ids, mask)
-    batch_out = model(ids, mask, self_condition=False, **inputs)
+    batch_out = model(ids, mask, self_conditioning=False, **inputs)
     for row in range(3):
         n = int(mask[row].sum())
         z_row = model.encode(ids[row:row + 1, :n])
         torch.testing.assert_close(z_batch[row:row + 1], z_row, atol=1e-5, rtol=1e-4)
-        single = model(ids[row:row + 1, :n], self_condition=False,
+        single = model(ids[row:row + 1, :n], self_conditioning=False,
                        **{k: v[row:row + 1] for k, v in inputs.items()})
         torch.testing.assert_close(batch_out.loss_diffusion_per_sample[row:row + 1],
                                    single.loss_diffusion_per_sample, atol=1e-5, rtol=1e-4)
     # Extra right padding changes nothing.
     padded_ids = torch.cat([ids, torch.zeros(3, 5, dtype=torch.long)], 1)
     padded_mask = torch.cat([mask, torch.zeros(3, 5, dtype=torch.long)], 1)
-    padded = model(padded_ids, padded_mask, self_condition=False, **inputs)
+    padded = model(padded_ids, padded_mask, self_conditioning=False, **inputs)
     for name in ("loss", "loss_diffusion", "loss_hidden", "loss_token"):
         torch.testing.assert_close(getattr(padded, name), getattr(batch_out, name), atol=1e-5, rtol=1e-4)
 
@@ -135,8 +135,8 @@ def test_injected_noise_makes_forward_deterministic():
     model = tiny_model().eval()
     ids, mask = token_batch()
     inputs = deterministic_inputs(model)
-    a = model(ids, mask, self_condition=True, **inputs)
-    b = model(ids, mask, self_condition=True, **inputs)
+    a = model(ids, mask, self_conditioning=True, **inputs)
+    b = model(ids, mask, self_conditioning=True, **inputs)
     torch.testing.assert_close(a.loss, b.loss)
 
 
@@ -150,8 +150,8 @@ def test_save_and_load_round_trip(tmp_path, lm_kind):
     for name, tensor in model.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[name], tensor, msg=name)
     inputs = deterministic_inputs(model)
-    a = model(ids, mask, self_condition=True, **inputs)
-    b = loaded(ids, mask, self_condition=True, **inputs)
+    a = model(ids, mask, self_conditioning=True, **inputs)
+    b = loaded(ids, mask, self_conditioning=True, **inputs)
     torch.testing.assert_close(a.loss, b.loss, atol=0, rtol=0)
     assert bool(loaded.hidden_stats_fitted)
     assert not any(p.requires_grad for p in loaded.frozen_lm.parameters())

@@ -23,7 +23,7 @@ FRESH_LOAD = textwrap.dedent("""
     causal = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
     assert type(causal).__name__ == "LDLMForDiffusionGeneration"
     out = model(torch.tensor(ids), torch.tensor(mask), timesteps=torch.tensor(t), noise=torch.tensor(noise),
-                self_condition=False)
+                self_conditioning=False)
     print(json.dumps({"loss": out.loss.item(), "training": model.training}))
 """)
 
@@ -48,7 +48,7 @@ def test_saved_folder_loads_with_remote_code_in_fresh_process(tmp_path, lm_kind)
     assert auto_map["AutoModel"] == auto_map["AutoModelForCausalLM"] == "modeling_ldlm.LDLMForDiffusionGeneration"
     ids, mask = token_batch(2, 8, lengths=[8, 5])
     t, noise = torch.tensor([0.3, 0.8]), torch.randn(2, 4, 8, generator=torch.Generator().manual_seed(0))
-    expected = model(ids, mask, timesteps=t, noise=noise, self_condition=False).loss.item()
+    expected = model(ids, mask, timesteps=t, noise=noise, self_conditioning=False).loss.item()
     out = json.loads(run_fresh(FRESH_LOAD, str(folder), *(json.dumps(x.tolist()) for x in (ids, mask, t, noise)),
                                tmp_path=tmp_path))
     assert abs(out["loss"] - expected) < 1e-5

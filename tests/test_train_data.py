@@ -81,7 +81,7 @@ def test_collator_and_cached_states(tmp_path, tokenizer):
     fit_statistics_from_states(model, states)
     assert bool(model.hidden_stats_fitted)
     model.eval()
-    kw = dict(timesteps=torch.full((2,), 0.5), noise=torch.zeros(2, 4, 8), self_condition=False)
+    kw = dict(timesteps=torch.full((2,), 0.5), noise=torch.zeros(2, 4, 8), self_conditioning=False)
     a = model(batch["input_ids"], batch["attention_mask"], **kw)
     b = model(batch["input_ids"], batch["attention_mask"], hidden_states=batch["hidden_states"], **kw)
     assert torch.allclose(a.loss, b.loss, atol=1e-2)

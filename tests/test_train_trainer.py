@@ -72,7 +72,7 @@ def test_resume_is_exact(tmp_path):
 
 def test_gradient_accumulation_matches_big_batch(tmp_path):
     # Deterministic objective: no diffusion term, no noise, equal lengths -> GA 2 x 2 == one batch of 4.
-    over = dict(loss_diffusion_weight=0.0, decoder_noise_std=0.0, self_condition_prob=0.0)
+    over = dict(loss_diffusion_weight=0.0, decoder_noise_std=0.0, self_conditioning_prob=0.0)
     data = rows(4)
     one = make_trainer(tmp_path / "a", model=tiny_model(**over), data=data, max_steps=1, per_device_train_batch_size=4,
                        optim="sgd", ema_decay=0.0, max_grad_norm=0.0)

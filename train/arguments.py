@@ -2,7 +2,7 @@
 
 Every part of the four-part recipe (DESIGN §2) is switchable here, so the paper's ablations can be rerun:
 `--decoder_loss ce`, `--gamma_warmup false`, `--adaptive_timesteps false`, `--decoder_noise_std 0`,
-`--self_condition_prob 0`, `--ema_decay 0`.
+`--self_conditioning_prob 0`, `--ema_decay 0`.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ class ModelArguments:
     decoder_noise_std: float | None = field(default=None, metadata={"help": "sigma_dec; 0 switches it off."})
     decoder_loss: str | None = field(default=None, metadata={"help": "'mse' (recipe) or 'ce' (ablation)."})
     token_loss_stop_gradient: bool | None = None
-    self_condition_prob: float | None = field(default=None, metadata={"help": "0 switches self-conditioning off."})
+    self_conditioning_prob: float | None = field(default=None, metadata={"help": "0 switches self-conditioning off."})
     noise_schedule_d: float | None = None
     config_overrides: str | None = field(
         default=None, metadata={"help": "More LDLMConfig fields for a new model: 'denoiser_num_layers=6,dropout=0.1'."})
 
     def config_fields(self) -> dict:
         names = ["frozen_lm_layer", "max_sequence_length", "num_latents", "latent_dim", "decoder_noise_std",
-                 "decoder_loss", "token_loss_stop_gradient", "self_condition_prob", "noise_schedule_d"]
+                 "decoder_loss", "token_loss_stop_gradient", "self_conditioning_prob", "noise_schedule_d"]
         fields = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
         for item in (self.config_overrides or "").split(","):
             if item.strip():

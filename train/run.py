@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         start_rule = f"at accuracy >= {a.gamma_start_accuracy}" if a.gamma_start_accuracy else "at step 0"
         recipe = {
             "decoder loss": cfg.decoder_loss, "sigma_dec": cfg.decoder_noise_std,
-            "self-conditioning p": cfg.self_condition_prob,
+            "self-conditioning p": cfg.self_conditioning_prob,
             "gamma warmup": (f"normalised sigmoid k={a.gamma_k} c={a.gamma_c} gamma_min={a.gamma_min}, S_wu="
                              f"{trainer.warmup.warmup_steps} steps, start "
                              f"{start_rule}"

@@ -4,7 +4,7 @@
 - diffusion-to-encoder warmup: `encoder_grad_scale = gamma(s)` from `train.schedules.WarmupState`;
 - adaptive timestep sampling: t drawn from the model's `timestep_sampler` (persistent buffers), updated with the
   per-sample diffusion losses of every rank, so all ranks keep identical state;
-- decoder-input noise and self-conditioning: `LDLMConfig.decoder_noise_std` / `self_condition_prob` (the model);
+- decoder-input noise and self-conditioning: `LDLMConfig.decoder_noise_std` / `self_conditioning_prob` (the model);
 - an EMA of the weights (`train.ema.EMAWeights`): checkpoints keep the live weights plus `ema_weights.safetensors`;
   the final `save_model()` folder holds the EMA weights.
 
@@ -25,11 +25,11 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 from transformers.utils import logging
 
-from modeling_ldlm.timestep_sampler import warp
+from modeling_ldlm.adaptive_timesteps import warp
 
 from .diagnostics import latent_variance_share
 from .ema import EMAWeights
-from .schedules import WarmupState
+from .warmup import WarmupState
 
 logger = logging.get_logger(__name__)
 
@@ -243,7 +243,7 @@ class LDLMTrainer(Trainer):
             b = batch["input_ids"].shape[0]
             t = ((torch.arange(b, dtype=torch.float32) + 0.5) / b).to(a.device)  # fixed grid: comparable losses
             noise = torch.randn(b, cfg.num_latents, cfg.latent_dim, generator=gen).to(a.device)
-            out = model(**batch, timesteps=t, noise=noise, self_condition=False, encoder_grad_scale=1.0)
+            out = model(**batch, timesteps=t, noise=noise, self_conditioning=False, encoder_grad_scale=1.0)
             tokens = float(batch["attention_mask"].sum())
             for i, k in enumerate(keys):
                 sums[i] += float(getattr(out, k)) * b

@@ -8,7 +8,7 @@ import torch
 from train.diagnostics import latent_variance_share
 from train.ema import EMAWeights
 from train.model_card import DEFAULT_TEMPLATE, render_model_card
-from train.schedules import WarmupState, gamma_schedule
+from train.warmup import WarmupState, gamma_schedule
 
 
 def test_gamma_endpoints_and_monotone():

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from modeling_ldlm.schedules import (
+from modeling_ldlm.noise_schedules import (
     add_noise,
     alpha_sigma,
     eps_from_x0,

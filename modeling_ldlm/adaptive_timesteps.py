@@ -1,4 +1,4 @@
-"""Adaptive timestep sampling (CDCD-style time warping, DESIGN §2).
+"""Adaptive timestep sampling: CDCD-style time warping (Dieleman et al. 2022), one of LDLM's four training parts.
 
 Keep an EMA of the diffusion loss in `bins` equal bins over t in [0, 1], make the curve monotone in t, and sample t
 with density proportional to the loss increase across each bin, F(right edge) - F(left edge), so that every loss
@@ -49,6 +49,16 @@ def warp(u: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
     lo, hi = cdf[idx], cdf[idx + 1]
     frac = torch.where(hi > lo, (u - lo) / (hi - lo).clamp_min(1e-12), torch.zeros_like(u))
     return ((idx.float() + frac) / bins).clamp(0.0, 1.0)
+
+
+def warp_cdf(t: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    """CDF of the piecewise-uniform density `probs` over equal bins of [0, 1] (the inverse of `warp`)."""
+    bins = probs.numel()
+    cdf = torch.cat([probs.new_zeros(1), torch.cumsum(probs.float(), 0)])
+    cdf = cdf / cdf[-1]
+    pos = t.float().clamp(0.0, 1.0) * bins
+    idx = pos.floor().long().clamp(0, bins - 1)
+    return cdf[idx] + (pos - idx.float()) * (cdf[idx + 1] - cdf[idx])
 
 
 def ema_update(loss_ema: torch.Tensor, t: torch.Tensor, losses: torch.Tensor, decay: float) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Noise schedules and parameterisation conversions, as pure functions of tensors (fp32 throughout).
 
-Variance-preserving forward process (DESIGN §2):
+Variance-preserving forward process of the latents:
 
     z_t = alpha_t * z0 + sigma_t * eps,   alpha_t^2 + sigma_t^2 = 1,   t in [0, 1]
 

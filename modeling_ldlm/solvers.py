@@ -1,4 +1,5 @@
-"""Samplers: pure solver functions over a `denoise(z_t, t) -> x0_hat` callable, and their time grids (DESIGN §3).
+"""Solvers: pure functions that integrate the reverse diffusion over a `denoise(z_t, t) -> x0_hat` callable, and
+their time grids.
 
 Variance-preserving latents, z_t = alpha_t x0 + sigma_t eps, with an x0-predicting network. With
 lambda_t = log(alpha_t / sigma_t) (half the log-SNR) and eps_hat = (z_t - alpha_t x0_hat) / sigma_t:
@@ -23,57 +24,52 @@ A grid of S times runs from t_max down to t_min; after the call at t_min every s
 where alpha = 1 and sigma = 0, i.e. it returns the last x0_hat. Network calls: S for euler, euler_maruyama, ddpm and
 dpmpp_2m; 2S - 1 for heun (`network_calls`). Random draws come from an injected `torch.Generator`, or from a list of
 one generator per batch row, so that a row's noise never depends on the batch it is in.
+
+After each grid point's first call the solver calls `callback(step, t, z_t, x0_hat)`; a tensor it returns replaces
+x0_hat for the rest of that step (None keeps it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 
-from .timestep_sampler import warp
+from .adaptive_timesteps import warp, warp_cdf
+from .random_rows import Generators, normal_rows
 
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (z_t (B, N, D), t (B,)) -> x0_hat (B, N, D)
 AlphaSigmaFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # t -> (alpha_t, sigma_t)
-StepCallback = Callable[[int, float, torch.Tensor, torch.Tensor], None]  # (step, t, z_t, x0_hat)
-Generators = torch.Generator | Sequence[torch.Generator] | None
+StepCallback = Callable[[int, float, torch.Tensor, torch.Tensor], "torch.Tensor | None"]  # (step, t, z_t, x0_hat)
+UpdateFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (z_t, x0, t, s) -> z_s
 
 SOLVERS = ("euler", "euler_maruyama", "ddpm", "dpmpp_2m", "heun")
-STOCHASTIC_SOLVERS = ("euler_maruyama", "ddpm")
 TIME_SPACINGS = ("uniform", "learned")
 _ALPHA_FLOOR = 1e-3  # clamps log(alpha) at alpha = 0 (t = 1): lambda >= log(1e-3)
 
 
 # ---- time grids -----------------------------------------------------------------------------------------------------
-def _check_range(steps: int, t_max: float, t_min: float) -> None:
+def check_time_grid(steps: int, t_max: float, t_min: float) -> None:
+    """The rule for a time grid's settings: a positive integer number of steps and 0 <= t_min < t_max <= 1."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
         raise ValueError(f"num_inference_steps must be a positive integer, got {steps!r}.")
-    if not 0.0 <= t_min < t_max <= 1.0:
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (t_max, t_min))
+    if not numbers or not 0.0 <= t_min < t_max <= 1.0:
         raise ValueError(f"Need 0 <= t_min < t_max <= 1, got t_min={t_min!r}, t_max={t_max!r}.")
 
 
 def uniform_timesteps(steps: int, t_max: float = 1.0, t_min: float = 0.0) -> torch.Tensor:
     """S evenly spaced times from t_max down to t_min: (S,). One step is just [t_max]."""
-    _check_range(steps, t_max, t_min)
+    check_time_grid(steps, t_max, t_min)
     if steps == 1:
         return torch.tensor([float(t_max)])
     return torch.linspace(float(t_max), float(t_min), steps)
 
 
-def warp_cdf(t: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-    """CDF of the piecewise-uniform density `probs` over equal bins of [0, 1] (the inverse of `warp`)."""
-    bins = probs.numel()
-    cdf = torch.cat([probs.new_zeros(1), torch.cumsum(probs.float(), 0)])
-    cdf = cdf / cdf[-1]
-    pos = t.float().clamp(0.0, 1.0) * bins
-    idx = pos.floor().long().clamp(0, bins - 1)
-    return cdf[idx] + (pos - idx.float()) * (cdf[idx + 1] - cdf[idx])
-
-
 def learned_timesteps(steps: int, probs: torch.Tensor, t_max: float = 1.0, t_min: float = 0.0) -> torch.Tensor:
     """S times from t_max down to t_min placed by the learned warping: evenly spaced in the CDF of the training
     density (equal loss increase between consecutive steps), mapped back to t: (S,)."""
-    _check_range(steps, t_max, t_min)
+    check_time_grid(steps, t_max, t_min)
     if steps == 1:
         return torch.tensor([float(t_max)])
     probs = probs.detach().float().cpu()
@@ -91,19 +87,6 @@ def network_calls(solver: str, steps: int) -> int:
 
 
 # ---- helpers --------------------------------------------------------------------------------------------------------
-def randn_rows(shape: Sequence[int], generator: Generators, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Standard normal (B, *rest) in fp32. With a list of B generators row b is drawn from generator b alone, so it
-    does not depend on the batch; a single generator (or None: the global RNG) draws the whole tensor at once."""
-    shape = tuple(shape)
-    if generator is None or isinstance(generator, torch.Generator):
-        gen_device = generator.device if generator is not None else device
-        return torch.randn(shape, generator=generator, device=gen_device).to(device)
-    if len(generator) != shape[0]:
-        raise ValueError(f"Got {len(generator)} generators for a batch of {shape[0]}: pass one per row.")
-    rows = [torch.randn(shape[1:], generator=g, device=g.device) for g in generator]  # B tiny RNG draws
-    return torch.stack(rows).to(device)
-
-
 def _col(x: torch.Tensor) -> torch.Tensor:
     return x.view(-1, 1, 1)  # (B,) -> (B, 1, 1), broadcast over (N, D)
 
@@ -112,8 +95,8 @@ def _lambda(alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return torch.log(alpha.clamp_min(_ALPHA_FLOOR)) - torch.log(sigma.clamp_min(1e-12))
 
 
-def _ddim(z: torch.Tensor, x0: torch.Tensor, at: torch.Tensor, st: torch.Tensor, as_: torch.Tensor,
-          ss: torch.Tensor) -> torch.Tensor:
+def ddim_step(z: torch.Tensor, x0: torch.Tensor, at: torch.Tensor, st: torch.Tensor, as_: torch.Tensor,
+              ss: torch.Tensor) -> torch.Tensor:
     """z_s = alpha_s x0 + sigma_s eps_hat, written without dividing by alpha (exact at alpha_t = 0)."""
     ratio = _col(ss / st)
     return ratio * z + _col(as_ - at * ss / st) * x0
@@ -132,106 +115,93 @@ def _times(t: float, z: torch.Tensor) -> torch.Tensor:
     return torch.full((z.shape[0],), float(t), device=z.device)  # (B,)
 
 
-# ---- solvers --------------------------------------------------------------------------------------------------------
-def sample_euler(denoise: DenoiseFn, z: torch.Tensor, timesteps: torch.Tensor, alpha_sigma: AlphaSigmaFn,
-                 callback: StepCallback | None = None) -> torch.Tensor:
-    """Deterministic DDIM (Euler on the probability-flow ODE, x0-parameterised). Returns x0 (B, N, D); S calls."""
+def integrate(denoise: DenoiseFn, z: torch.Tensor, timesteps: torch.Tensor, update: UpdateFn,
+              callback: StepCallback | None = None) -> torch.Tensor:
+    """The loop every solver shares: at each grid time t call the denoiser, let `callback` see (or replace) x0_hat,
+    then move z_t to the next time s with `update(z_t, x0_hat, t, s)`. Returns the last x0_hat (B, N, D)."""
     timesteps = _prepare(z, timesteps)
     x0 = z
     for i, t in enumerate(timesteps.tolist()):
         tt = _times(t, z)
         x0 = denoise(z, tt)  # (B, N, D)
         if callback is not None:
-            callback(i, t, z, x0)
+            replaced = callback(i, t, z, x0)
+            x0 = x0 if replaced is None else replaced
         if i + 1 < len(timesteps):
-            (at, st), (as_, ss) = alpha_sigma(tt), alpha_sigma(_times(timesteps[i + 1], z))
-            z = _ddim(z, x0, at, st, as_, ss)
+            z = update(z, x0, tt, _times(timesteps[i + 1], z))
     return x0
+
+
+# ---- solvers --------------------------------------------------------------------------------------------------------
+def sample_euler(denoise: DenoiseFn, z: torch.Tensor, timesteps: torch.Tensor, alpha_sigma: AlphaSigmaFn,
+                 callback: StepCallback | None = None) -> torch.Tensor:
+    """Deterministic DDIM (Euler on the probability-flow ODE, x0-parameterised). Returns x0 (B, N, D); S calls."""
+    def update(z, x0, t, s):
+        (at, st), (as_, ss) = alpha_sigma(t), alpha_sigma(s)
+        return ddim_step(z, x0, at, st, as_, ss)
+
+    return integrate(denoise, z, timesteps, update, callback)
 
 
 def sample_euler_maruyama(denoise: DenoiseFn, z: torch.Tensor, timesteps: torch.Tensor, alpha_sigma: AlphaSigmaFn,
                           generator: Generators = None, noise_scale: float = 1.0,
                           callback: StepCallback | None = None) -> torch.Tensor:
     """Euler-Maruyama on the reverse SDE in log-SNR time; `noise_scale` multiplies the injected noise. S calls."""
-    timesteps = _prepare(z, timesteps)
-    x0 = z
-    for i, t in enumerate(timesteps.tolist()):
-        tt = _times(t, z)
-        x0 = denoise(z, tt)
-        if callback is not None:
-            callback(i, t, z, x0)
-        if i + 1 < len(timesteps):
-            at, st = alpha_sigma(tt)
-            as_, ss = alpha_sigma(_times(timesteps[i + 1], z))
-            dl = (2.0 * (_lambda(as_, ss) - _lambda(at, st))).clamp_min(0.0)  # (B,) log-SNR increase
-            drift = _col(dl) * (_col(0.5 * st**2 - 1.0) * z + _col(at) * x0)
-            xi = randn_rows(z.shape, generator, z.device)
-            z = z + drift + noise_scale * _col(st * dl.sqrt()) * xi
-    return x0
+    def update(z, x0, t, s):
+        at, st = alpha_sigma(t)
+        as_, ss = alpha_sigma(s)
+        dl = (2.0 * (_lambda(as_, ss) - _lambda(at, st))).clamp_min(0.0)  # (B,) log-SNR increase
+        drift = _col(dl) * (_col(0.5 * st**2 - 1.0) * z + _col(at) * x0)
+        xi = normal_rows(z.shape, generator, z.device)
+        return z + drift + noise_scale * _col(st * dl.sqrt()) * xi
+
+    return integrate(denoise, z, timesteps, update, callback)
 
 
 def sample_ddpm(denoise: DenoiseFn, z: torch.Tensor, timesteps: torch.Tensor, alpha_sigma: AlphaSigmaFn,
                 generator: Generators = None, noise_scale: float = 1.0,
                 callback: StepCallback | None = None) -> torch.Tensor:
     """Ancestral sampling from q(z_s | z_t, x0_hat); `noise_scale` multiplies the posterior std. S calls."""
-    timesteps = _prepare(z, timesteps)
-    x0 = z
-    for i, t in enumerate(timesteps.tolist()):
-        tt = _times(t, z)
-        x0 = denoise(z, tt)
-        if callback is not None:
-            callback(i, t, z, x0)
-        if i + 1 < len(timesteps):
-            at, st = alpha_sigma(tt)
-            as_, ss = alpha_sigma(_times(timesteps[i + 1], z))
-            a_ts = at / as_
-            s2_ts = (st**2 - a_ts**2 * ss**2).clamp_min(0.0)
-            mean = _col(a_ts * ss**2 / st**2) * z + _col(as_ * s2_ts / st**2) * x0
-            std = (s2_ts * ss**2 / st**2).sqrt()
-            z = mean + noise_scale * _col(std) * randn_rows(z.shape, generator, z.device)
-    return x0
+    def update(z, x0, t, s):
+        at, st = alpha_sigma(t)
+        as_, ss = alpha_sigma(s)
+        a_ts = at / as_
+        s2_ts = (st**2 - a_ts**2 * ss**2).clamp_min(0.0)
+        mean = _col(a_ts * ss**2 / st**2) * z + _col(as_ * s2_ts / st**2) * x0
+        std = (s2_ts * ss**2 / st**2).sqrt()
+        return mean + noise_scale * _col(std) * normal_rows(z.shape, generator, z.device)
+
+    return integrate(denoise, z, timesteps, update, callback)
 
 
 def sample_dpmpp_2m(denoise: DenoiseFn, z: torch.Tensor, timesteps: torch.Tensor, alpha_sigma: AlphaSigmaFn,
                     callback: StepCallback | None = None) -> torch.Tensor:
     """DPM-Solver++(2M): deterministic, second order from the second step on, one call per step. S calls."""
-    timesteps = _prepare(z, timesteps)
-    x0, x0_prev, h_prev = z, None, None
-    for i, t in enumerate(timesteps.tolist()):
-        tt = _times(t, z)
-        x0 = denoise(z, tt)
-        if callback is not None:
-            callback(i, t, z, x0)
-        if i + 1 < len(timesteps):
-            at, st = alpha_sigma(tt)
-            as_, ss = alpha_sigma(_times(timesteps[i + 1], z))
-            h = _lambda(as_, ss) - _lambda(at, st)  # (B,) > 0
-            d = x0
-            if x0_prev is not None:
-                half_inv_r = _col(h / (2.0 * h_prev))  # 1 / (2 r)
-                d = (1.0 + half_inv_r) * x0 - half_inv_r * x0_prev
-            z = _ddim(z, d, at, st, as_, ss)
-            x0_prev, h_prev = x0, h
-    return x0
+    previous: dict[str, torch.Tensor] = {}  # the last step's x0_hat and h
+
+    def update(z, x0, t, s):
+        at, st = alpha_sigma(t)
+        as_, ss = alpha_sigma(s)
+        h = _lambda(as_, ss) - _lambda(at, st)  # (B,) > 0
+        d = x0
+        if previous:
+            half_inv_r = _col(h / (2.0 * previous["h"]))  # 1 / (2 r)
+            d = (1.0 + half_inv_r) * x0 - half_inv_r * previous["x0"]
+        previous.update(x0=x0, h=h)
+        return ddim_step(z, d, at, st, as_, ss)
+
+    return integrate(denoise, z, timesteps, update, callback)
 
 
 def sample_heun(denoise: DenoiseFn, z: torch.Tensor, timesteps: torch.Tensor, alpha_sigma: AlphaSigmaFn,
                 callback: StepCallback | None = None) -> torch.Tensor:
     """Heun predictor-corrector on the DDIM update: second order, 2S - 1 calls (the final jump needs one)."""
-    timesteps = _prepare(z, timesteps)
-    x0 = z
-    for i, t in enumerate(timesteps.tolist()):
-        tt = _times(t, z)
-        x0 = denoise(z, tt)
-        if callback is not None:
-            callback(i, t, z, x0)
-        if i + 1 < len(timesteps):
-            ts = _times(timesteps[i + 1], z)
-            (at, st), (as_, ss) = alpha_sigma(tt), alpha_sigma(ts)
-            z_pred = _ddim(z, x0, at, st, as_, ss)
-            x0_corr = denoise(z_pred, ts)
-            z = _ddim(z, 0.5 * (x0 + x0_corr), at, st, as_, ss)
-    return x0
+    def update(z, x0, t, s):
+        (at, st), (as_, ss) = alpha_sigma(t), alpha_sigma(s)
+        x0_corrected = denoise(ddim_step(z, x0, at, st, as_, ss), s)
+        return ddim_step(z, 0.5 * (x0 + x0_corrected), at, st, as_, ss)
+
+    return integrate(denoise, z, timesteps, update, callback)
 
 
 def sample(solver: str, denoise: DenoiseFn, z: torch.Tensor, timesteps: torch.Tensor, alpha_sigma: AlphaSigmaFn,
@@ -253,11 +223,12 @@ def sample(solver: str, denoise: DenoiseFn, z: torch.Tensor, timesteps: torch.Te
 
 __all__ = [
     "SOLVERS",
-    "STOCHASTIC_SOLVERS",
     "TIME_SPACINGS",
+    "check_time_grid",
+    "ddim_step",
+    "integrate",
     "learned_timesteps",
     "network_calls",
-    "randn_rows",
     "sample",
     "sample_ddpm",
     "sample_dpmpp_2m",
@@ -265,5 +236,4 @@ __all__ = [
     "sample_euler_maruyama",
     "sample_heun",
     "uniform_timesteps",
-    "warp_cdf",
 ]

@@ -1,6 +1,6 @@
 import torch
 
-from modeling_ldlm.timestep_sampler import AdaptiveTimestepSampler, bin_probabilities, ema_update, warp
+from modeling_ldlm.adaptive_timesteps import AdaptiveTimestepSampler, bin_probabilities, ema_update, warp
 
 
 def test_uniform_at_start():

@@ -3,17 +3,10 @@
 import pytest
 import torch
 
-from modeling_ldlm.samplers import (
-    SOLVERS,
-    learned_timesteps,
-    network_calls,
-    randn_rows,
-    sample,
-    uniform_timesteps,
-    warp_cdf,
-)
-from modeling_ldlm.schedules import alpha_sigma
-from modeling_ldlm.timestep_sampler import warp
+from modeling_ldlm.adaptive_timesteps import warp, warp_cdf
+from modeling_ldlm.noise_schedules import alpha_sigma
+from modeling_ldlm.random_rows import normal_rows
+from modeling_ldlm.solvers import SOLVERS, learned_timesteps, network_calls, sample, uniform_timesteps
 
 
 def schedule(t):
@@ -71,11 +64,11 @@ def test_stochastic_solvers_are_reproducible_and_use_their_generator(solver):
 
 def test_per_row_generators_make_rows_independent_of_the_batch():
     gens = lambda: [torch.Generator().manual_seed(s) for s in (5, 6, 7)]  # noqa: E731
-    batch = randn_rows((3, 4, 2), gens())
-    single = randn_rows((1, 4, 2), [torch.Generator().manual_seed(6)])
+    batch = normal_rows((3, 4, 2), gens())
+    single = normal_rows((1, 4, 2), [torch.Generator().manual_seed(6)])
     torch.testing.assert_close(batch[1:2], single)
     with pytest.raises(ValueError, match="one per row"):
-        randn_rows((2, 4, 2), gens())
+        normal_rows((2, 4, 2), gens())
 
 
 def test_time_grids():
