@@ -74,8 +74,9 @@ def main() -> None:
     conditioned = []
     for i, ids in enumerate(prompt_ids):
         out = model.generate(torch.tensor([ids]), max_new_tokens=args.max_new_tokens, num_inference_steps=args.steps,
-                             guidance_scale=args.guidance_scale, generator=torch.Generator().manual_seed(args.seed + i))
-        conditioned.append(tok.decode(out[0, len(ids):].tolist(), skip_special_tokens=True))
+                             guidance_scale=args.guidance_scale, generator=torch.Generator().manual_seed(args.seed + i),
+                             return_dict_in_generate=True)
+        conditioned.append(tok.decode(out.completions[0].tolist(), skip_special_tokens=True))
     cond_s = time.perf_counter() - start
     uncond = model.generate(num_return_sequences=len(rows), num_inference_steps=args.steps,
                             max_new_tokens=args.max_new_tokens + 1,

@@ -35,6 +35,7 @@ from benchmarks.evaluate_arms import gen_ppl_at_entropy, quality_rows, speed_row
 from benchmarks.train_baselines import build_baseline, train_for_budget  # noqa: E402
 from modeling_ldlm import LDLMForDiffusionGeneration  # noqa: E402
 from modeling_ldlm.metrics import load_scorer  # noqa: E402
+from modeling_ldlm.token_ids import end_of_sequence_id, start_of_sequence_id  # noqa: E402
 
 TOY_LDLM_ARGS = [
     "--max_steps", "4", "--eval_steps", "2", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8",
@@ -175,7 +176,7 @@ def ldlm_sampler(model: LDLMForDiffusionGeneration, special: set[int], knob_name
         knob_args = {"noise_scale": knob} if knob_name == "noise_scale" else {"do_sample": True, "temperature": knob}
         out = model.generate(num_return_sequences=batch, num_inference_steps=steps, **knob_args,
                              generator=torch.Generator().manual_seed(seed), return_dict_in_generate=True)
-        return [[t for t in row if t not in special] for row in out.sequences.tolist()], out.num_network_calls
+        return [[t for t in row if t not in special] for row in out.completions.tolist()], out.num_network_calls
     return sample
 
 
@@ -239,8 +240,10 @@ def main() -> None:
                                          tier["ablation_args"] + switch)
     baselines = {}
     for kind in ("ar", "mdlm"):
-        model = build_baseline(kind, len(tokenizer), tier["max_length"], bos=tokenizer.cls_token_id,
-                               eos=tokenizer.sep_token_id, pad=tokenizer.pad_token_id, **tier["baseline"])
+        eos = end_of_sequence_id(tokenizer)  # the same rule as LDLM's: [SEP] for BERT-like, <|endoftext|> for GPT-2
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+        model = build_baseline(kind, len(tokenizer), tier["max_length"], bos=start_of_sequence_id(tokenizer),
+                               eos=eos, pad=pad, **tier["baseline"])
         log(f"{kind}: {budget:.0f} s of training (LDLM's training time; resumes or skips a finished run)")
         info = train_for_budget(model, data["train_ids"], data["train_mask"], work / kind, budget_s=budget,
                                 batch_size=min(64, len(data["train_ids"])), seed=args.seed)

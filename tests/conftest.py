@@ -85,3 +85,36 @@ def tiny_lm_folder(path, kind: str = "bert"):
     AutoModel.from_config(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def tiny_bpe_tokenizer(vocab_size: int = 400):
+    """A GPT-2-style byte-level BPE tokenizer (<|endoftext|> as BOS/EOS, no separator, no pad), trained in ~1 s on
+    the vendored Brown corpus: the tokenizer family the Hub's GPT-2 checkpoints use, without the Hub."""
+    import gzip
+    from pathlib import Path
+
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2TokenizerFast
+
+    corpus = Path(__file__).resolve().parents[1] / "data" / "brown.txt.gz"
+    with gzip.open(corpus, "rt", encoding="utf-8") as f:
+        lines = [next(f).strip() for _ in range(2000)]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(lines, vocab_size=vocab_size, min_frequency=2, special_tokens=["<|endoftext|>"],
+                            show_progress=False)
+    return GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                             unk_token="<|endoftext|>")
+
+
+def tiny_gpt2_folder(path, num_layers: int = 2, positions: int = 64):
+    """A tiny random GPT-2 and its byte-level BPE tokenizer, saved as a Hub folder would hold them."""
+    from transformers import AutoModel
+
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer = tiny_bpe_tokenizer()
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=num_layers, n_head=2, n_positions=positions,
+                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    AutoModel.from_config(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

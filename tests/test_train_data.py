@@ -7,7 +7,6 @@ from tests.conftest import tiny_lm_folder, tiny_model
 from train.data import (
     CachedHiddenDataset,
     LDLMCollator,
-    fit_statistics_from_states,
     load_text,
     precompute_hidden_states,
     tokenize,
@@ -78,7 +77,7 @@ def test_collator_and_cached_states(tmp_path, tokenizer):
     direct = model.frozen_hidden_states(batch["input_ids"], batch["attention_mask"])
     keep = batch["attention_mask"].bool()
     assert torch.allclose(direct[keep], batch["hidden_states"].float()[keep], atol=1e-2)
-    fit_statistics_from_states(model, states)
+    model.fit_hidden_statistics_from_states(states)
     assert bool(model.hidden_stats_fitted)
     model.eval()
     kw = dict(timesteps=torch.full((2,), 0.5), noise=torch.zeros(2, 4, 8), self_conditioning=False)

@@ -18,6 +18,8 @@ import torch
 from datasets import Dataset, DatasetDict, load_dataset
 from datasets.exceptions import DatasetGenerationError
 
+from modeling_ldlm.token_ids import end_of_sequence_id
+
 MODES = ("sentence", "packed")
 LONG_LINES = ("truncate", "drop")
 ENCODING_ERRORS = ("strict", "replace", "ignore")
@@ -76,7 +78,7 @@ def load_text(dataset_name: str | None = None, dataset_config_name: str | None =
 
 
 def _eos_id(tokenizer: Any) -> int:
-    eos = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    eos = end_of_sequence_id(tokenizer)
     if eos is None:
         raise ValueError("The tokenizer has neither a sep nor an eos token: LDLM needs an end-of-sequence id.")
     return eos
@@ -92,13 +94,12 @@ def tokenize(raw: DatasetDict, tokenizer: Any, max_length: int, mode: str = "sen
     if max_length < 2:
         raise ValueError(f"max_length must be >= 2, got {max_length}.")
     eos = _eos_id(tokenizer)
-    # The tokenizer may warn that lines exceed its own maximum; we cut them ourselves.
-    tokenizer.model_max_length = int(1e30)
+    # verbose=False: the tokenizer would warn about lines longer than its model_max_length; we cut them ourselves.
 
     def sentence(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
         texts = [t.strip() for t in batch["text"] if t and t.strip()]
         out = []
-        for ids in (tokenizer(texts, add_special_tokens=True)["input_ids"] if texts else []):
+        for ids in (tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"] if texts else []):
             if not ids or ids[-1] != eos:
                 ids = ids + [eos]
             if len(ids) > max_length:
@@ -111,7 +112,7 @@ def tokenize(raw: DatasetDict, tokenizer: Any, max_length: int, mode: str = "sen
     def packed(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
         texts = [t.strip() for t in batch["text"] if t and t.strip()]
         stream: list[int] = []
-        for ids in (tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []):
+        for ids in (tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] if texts else []):
             stream.extend(ids + [eos])
         usable = len(stream) // max_length * max_length
         return {"input_ids": [stream[i: i + max_length] for i in range(0, usable, max_length)]}
@@ -200,14 +201,3 @@ def precompute_hidden_states(model: Any, tokens: Dataset, batch_size: int = 64, 
         torch.save(states, tmp)
         os.replace(tmp, path)
     return states  # type: ignore[return-value]
-
-
-@torch.no_grad()
-def fit_statistics_from_states(model: Any, states: list[torch.Tensor], max_examples: int = 2000) -> None:
-    """Set the model's per-channel normalisation buffers from cached raw hidden states."""
-    sample = torch.cat([s.double() for s in states[:max_examples]])  # (tokens, H)
-    if sample.shape[0] < 2:
-        raise ValueError("Need at least two tokens to fit the hidden-state statistics.")
-    model.hidden_mean.copy_(sample.mean(0).float())
-    model.hidden_std.copy_(sample.std(0, unbiased=False).float().clamp_min(1e-4))
-    model.hidden_stats_fitted.fill_(True)

@@ -30,7 +30,6 @@ from train.arguments import DataArguments, LDLMTrainingArguments, ModelArguments
 from train.data import (
     CachedHiddenDataset,
     LDLMCollator,
-    fit_statistics_from_states,
     load_text,
     precompute_hidden_states,
     tokenize,
@@ -127,7 +126,7 @@ def prepare_data(model, data_args: DataArguments, training_args: LDLMTrainingArg
             valid_states = precompute_hidden_states(model, valid, 64, data_args.hidden_states_cache_dir, pad)
             logger.warning(f"Frozen-LM states of {len(train)} + {len(valid)} examples ready in {time.time() - t0:.0f} s.")
         if not bool(model.hidden_stats_fitted):
-            fit_statistics_from_states(model, train_states, data_args.hidden_stats_examples)
+            model.fit_hidden_statistics_from_states(train_states[: data_args.hidden_stats_examples])
         return CachedHiddenDataset(train, train_states), CachedHiddenDataset(valid, valid_states)
     if not bool(model.hidden_stats_fitted):
         collate = LDLMCollator(pad)
@@ -138,17 +137,15 @@ def prepare_data(model, data_args: DataArguments, training_args: LDLMTrainingArg
 
 
 def sample_texts(model, tokenizer, n: int, steps: int, seed: int) -> tuple[list[str], float] | None:
-    """`n` samples from `model.generate` and their mean unigram entropy; None when n <= 0."""
+    """`n` unconditional samples from `model.generate` and their mean unigram entropy; None when n <= 0."""
     if n <= 0:
         return None
-    ids = model.generate(num_return_sequences=n, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed))
+    out = model.generate(num_return_sequences=n, num_inference_steps=steps, return_dict_in_generate=True,
+                         generator=torch.Generator().manual_seed(seed))
     special = set(tokenizer.all_special_ids)
-    texts, entropies = [], []
-    for row in ids.tolist():
-        words = [i for i in row if i not in special]
-        entropies.append(unigram_entropy(words))
-        texts.append(tokenizer.decode(words))
-    return texts, sum(entropies) / len(entropies)
+    rows = [[i for i in row if i not in special] for row in out.completions.tolist()]
+    texts = tokenizer.batch_decode(rows)
+    return texts, sum(unigram_entropy(row) for row in rows) / len(rows)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
