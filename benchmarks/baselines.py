@@ -1,4 +1,4 @@
-"""Token-level baselines for the side-by-side benchmark (DESIGN §6): autoregressive and MDLM masked diffusion.
+"""Token-level baselines for the side-by-side benchmark: autoregressive and MDLM masked diffusion.
 
 Both share one bidirectional-or-causal transformer over tokens (`TokenTransformer`) sized to match LDLM's
 generation-time parameters (denoiser + latent decoder + token decoder).

@@ -1,4 +1,4 @@
-"""Does a prompt condition LDLM's output? (DESIGN §3, issue 3)
+"""Does a prompt condition LDLM's output?
 
     python benchmarks/prompt_conditioning.py runs/cpu-long --num_prompts 64 --prefix_tokens 6
 

@@ -1,4 +1,4 @@
-"""Side-by-side benchmark: LDLM vs an MDLM-style masked diffusion LM vs an autoregressive LM (DESIGN §6).
+"""Side-by-side benchmark: LDLM vs an MDLM-style masked diffusion LM vs an autoregressive LM.
 
     python benchmarks/run.py --tier cpu          # ~1.7 h training + ~1 h evaluation on 2 cores; resumable
     python benchmarks/run.py --tier cpu-long     # ~2.6 h training + ~0.6 h evaluation: English-like text, no ablations
@@ -57,7 +57,7 @@ TIERS: dict[str, dict] = {
                 mdlm_steps=[16, 32, 64, 128], knobs=[0.7, 0.85, 1.0], samples=128, batch=64,
                 ablations=["no_mse", "no_warmup", "no_adaptive", "no_decoder_noise"], ablation_args=[],
                 speed_repeats=3, mauve=True),
-    # Long enough for English-like text (DESIGN §9, BENCHMARKS §2): LDLM is the cpu-long preset (~52 min), each
+    # Long enough for English-like text: LDLM is the cpu-long preset (~52 min), each
     # baseline gets the same seconds, and every arm trains on exactly the same sentences (those that fit L = 32).
     # ~2.6 h of training + ~0.6 h of evaluation on 2 cores; the recipe ablations stay in the "cpu" tier.
     "cpu-long": dict(ldlm_config="train/configs/cpu-long.yaml", ldlm_args=[], max_length=32, train_lines=None,

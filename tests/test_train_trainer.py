@@ -125,3 +125,42 @@ def test_bad_arguments(tmp_path):
     t = make_trainer(tmp_path, max_steps=-1, num_train_epochs=0)
     with pytest.raises(ValueError, match="0 optimiser steps"):
         t.train()
+
+
+def test_the_private_trainer_methods_we_override_are_unchanged():
+    """train/checkpointing.py overrides three private Trainer methods (atomic checkpoints, EMA in the final save).
+    If an upgrade renames them, changes their parameters, or stops routing checkpoint writes through them, this
+    fails and names what changed, instead of checkpoints silently becoming non-atomic."""
+    import inspect
+
+    from transformers import Trainer
+
+    from train.checkpointing import TRAINER_INTERNALS
+
+    for name, params in TRAINER_INTERNALS.items():
+        method = getattr(Trainer, name, None)
+        assert method is not None, f"transformers.Trainer.{name} no longer exists: update train/checkpointing.py"
+        got = tuple(inspect.signature(method).parameters)[1:]
+        assert got == params, f"transformers.Trainer.{name}{got} changed from {params}: update train/checkpointing.py"
+    save_checkpoint = inspect.getsource(Trainer._save_checkpoint)
+    assert "self._get_output_dir(" in save_checkpoint, "checkpoints are no longer written under _get_output_dir"
+    assert "self.save_model(" in save_checkpoint, "checkpoints no longer save the weights through save_model"
+    assert "self._save(" in inspect.getsource(Trainer.save_model), "save_model no longer writes through _save"
+
+
+def test_evaluate_extends_the_trainers_own(tmp_path):
+    """evaluate() is the Trainer's: its speed metrics, callbacks and compute_metrics come with LDLM's own metrics."""
+    seen = {}
+
+    def latent_norm(prediction):
+        seen["shape"] = prediction.predictions.shape
+        return {"latent_norm": float((prediction.predictions ** 2).mean())}
+
+    trainer = make_trainer(tmp_path)
+    trainer.compute_metrics = latent_norm
+    metrics = trainer.evaluate()
+    for key in ("eval_loss", "eval_token_accuracy", "eval_latent_variance_share", "eval_runtime",
+                "eval_samples_per_second", "eval_latent_norm"):
+        assert key in metrics, key
+    assert seen["shape"] == (16, 4, 8)
+    assert trainer.state.log_history[-1]["eval_loss"] == metrics["eval_loss"]

@@ -1,4 +1,4 @@
-"""Training code for LDLM (issue 4): the Trainer subclass, schedules, data pipeline and the `run.py` entry point.
+"""Training code for LDLM: the Trainer subclass, the warmup, data pipeline and the `run.py` entry point.
 
 `train/` imports `modeling_ldlm`; the package never imports `train/`.
 """

@@ -1,6 +1,6 @@
 """Command-line arguments of `train/run.py`: model, data and training dataclasses for `HfArgumentParser`.
 
-Every part of the four-part recipe (DESIGN §2) is switchable here, so the paper's ablations can be rerun:
+Every part of the four-part recipe is switchable here, so the paper's ablations can be rerun:
 `--decoder_loss ce`, `--gamma_warmup false`, `--adaptive_timesteps false`, `--decoder_noise_std 0`,
 `--self_conditioning_prob 0`, `--ema_decay 0`.
 """

@@ -1,4 +1,4 @@
-"""Diagnostics of joint training (DESIGN §9): the latent-collapse statistic.
+"""Diagnostics of joint training: the latent-collapse statistic.
 
     share = mean_{n,d} Var_b(z0[b, n, d]) / mean_{b,n,d} z0[b, n, d]^2
 

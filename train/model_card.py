@@ -1,4 +1,5 @@
-"""Render the model card (README.md) of a trained LDLM folder from the MODEL_CARD.md template and a run's settings.
+"""Render the model card (README.md) of a trained LDLM folder from the MODEL_CARD.md template and a run's settings
+(`render_run_card`, which train/run.py calls).
 
 Placeholders are `{{name}}`; unknown ones are left empty. The template is the repository's MODEL_CARD.md when present,
 else `DEFAULT_TEMPLATE`. Names filled: model_id, frozen_lm, frozen_lm_layer, dataset, data_mode, max_sequence_length,
@@ -93,3 +94,53 @@ def render_model_card(context: dict[str, Any], template: str | None = None, repo
         return str(value)
 
     return re.sub(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}", fill, template)
+
+
+def training_recipe(model: Any, trainer: Any, args: Any) -> dict[str, Any]:
+    """The recipe settings of a finished run, as the card's table shows them."""
+    cfg, a = model.config, args
+    start_rule = f"at accuracy >= {a.gamma_start_accuracy}" if a.gamma_start_accuracy else "at step 0"
+    warmup = (f"normalised sigmoid k={a.gamma_k} c={a.gamma_c} gamma_min={a.gamma_min}, S_wu="
+              f"{trainer.warmup.warmup_steps} steps, start {start_rule} (started at step {trainer.warmup.start_step})")
+    return {
+        "decoder loss": cfg.decoder_loss, "sigma_dec": cfg.decoder_noise_std,
+        "self-conditioning p": cfg.self_conditioning_prob,
+        "gamma warmup": warmup if a.gamma_warmup else "off (gamma=1)",
+        "adaptive timesteps": a.adaptive_timesteps, "EMA decay": a.ema_decay,
+        "token loss fraction": a.token_loss_fraction, "learning rate": a.learning_rate,
+        "batch size": a.per_device_train_batch_size * a.world_size * a.gradient_accumulation_steps,
+    }
+
+
+def render_run_card(model: Any, trainer: Any, metrics: dict[str, Any], summary: dict[str, Any], model_args: Any,
+                    data_args: Any, args: Any) -> str:
+    """The README.md of a folder written by train/run.py: sizes, recipe, validation metrics, samples, command."""
+    cfg = model.config
+    recipe = training_recipe(model, trainer, args)
+    n_total = sum(p.numel() for p in model.parameters())
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    name = args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir))
+    evals = {k: v for k, v in metrics.items() if k.startswith("eval_")}
+    samples_md = "\n".join(f"- {s}" for s in summary.get("samples", [])) or "(no samples drawn)"
+    entropy = f"{summary['sample_entropy']:.3f} nats" if "sample_entropy" in summary else "n/a"
+    dataset = data_args.dataset_name or data_args.train_file
+    runtime = metrics.get("train_runtime", 0.0)
+    context = {
+        "model_name": name, "model_id": name, "repo_id": args.hub_model_id or args.output_dir,
+        "frozen_lm": model_args.frozen_lm or cfg.frozen_lm_config.model_type,
+        "frozen_lm_layer": cfg.frozen_lm_layer, "dataset": dataset, "data_mode": data_args.data_mode,
+        "max_sequence_length": cfg.max_sequence_length, "num_latents": cfg.num_latents,
+        "latent_dim": cfg.latent_dim, "noise_schedule": f"{cfg.noise_schedule} (d={cfg.noise_schedule_d})",
+        "decoder_noise_std": cfg.decoder_noise_std,
+        "trainable_parameters": f"{n_train / 1e6:.1f}M", "total_parameters": f"{n_total / 1e6:.1f}M",
+        "frozen_parameters": f"{(n_total - n_train) / 1e6:.1f}M",
+        "global_step": trainer.state.global_step, "train_runtime": round(runtime),
+        "recipe": recipe, "metrics": evals, "samples": samples_md, "sample_entropy": entropy,
+        "training_summary": (f"{trainer.state.global_step} optimiser steps on {dataset} ({data_args.data_mode} mode) "
+                             f"in {runtime:.0f} s on {args.world_size} process(es); the saved weights are the EMA.\n\n"
+                             + markdown_table(recipe)),
+        "results": (markdown_table(evals) + f"\n\nSamples ({args.sample_steps} steps, mean unigram entropy "
+                    f"{entropy}):\n\n" + samples_md),
+        "command": summary["command"], "license": "apache-2.0",
+    }
+    return render_model_card(context)

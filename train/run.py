@@ -34,7 +34,7 @@ from train.data import (
     precompute_hidden_states,
     tokenize,
 )
-from train.model_card import render_model_card
+from train.model_card import render_run_card
 from train.trainer import LDLMTrainer
 
 logger = logging.get_logger("train.run")
@@ -182,47 +182,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 print("-", text)
             print(f"mean unigram entropy: {samples[1]:.3f} nats")
         summary["wall_time_s"] = round(time.time() - start, 1)
-        cfg = model.config
-        a = training_args
-        start_rule = f"at accuracy >= {a.gamma_start_accuracy}" if a.gamma_start_accuracy else "at step 0"
-        recipe = {
-            "decoder loss": cfg.decoder_loss, "sigma_dec": cfg.decoder_noise_std,
-            "self-conditioning p": cfg.self_conditioning_prob,
-            "gamma warmup": (f"normalised sigmoid k={a.gamma_k} c={a.gamma_c} gamma_min={a.gamma_min}, S_wu="
-                             f"{trainer.warmup.warmup_steps} steps, start "
-                             f"{start_rule}"
-                             f" (started at step {trainer.warmup.start_step})") if a.gamma_warmup else "off (gamma=1)",
-            "adaptive timesteps": a.adaptive_timesteps, "EMA decay": a.ema_decay,
-            "token loss fraction": a.token_loss_fraction, "learning rate": a.learning_rate,
-            "batch size": a.per_device_train_batch_size * a.world_size * a.gradient_accumulation_steps,
-        }
-        n_total = sum(p.numel() for p in model.parameters())
-        n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        name = a.hub_model_id or os.path.basename(os.path.abspath(out))
-        evals = {k: v for k, v in metrics.items() if k.startswith("eval_")}
-        samples_md = "\n".join(f"- {s}" for s in summary.get("samples", [])) or "(no samples drawn)"
-        entropy = f"{summary['sample_entropy']:.3f} nats" if "sample_entropy" in summary else "n/a"
-        dataset = data_args.dataset_name or data_args.train_file
-        context = {
-            "model_name": name, "model_id": name, "repo_id": a.hub_model_id or out,
-            "frozen_lm": model_args.frozen_lm or cfg.frozen_lm_config.model_type,
-            "frozen_lm_layer": cfg.frozen_lm_layer, "dataset": dataset, "data_mode": data_args.data_mode,
-            "max_sequence_length": cfg.max_sequence_length, "num_latents": cfg.num_latents,
-            "latent_dim": cfg.latent_dim, "noise_schedule": f"{cfg.noise_schedule} (d={cfg.noise_schedule_d})",
-            "decoder_noise_std": cfg.decoder_noise_std,
-            "trainable_parameters": f"{n_train / 1e6:.1f}M", "total_parameters": f"{n_total / 1e6:.1f}M",
-            "frozen_parameters": f"{(n_total - n_train) / 1e6:.1f}M",
-            "global_step": trainer.state.global_step, "train_runtime": round(metrics.get("train_runtime", 0.0)),
-            "recipe": recipe, "metrics": evals, "samples": samples_md, "sample_entropy": entropy,
-            "training_summary": (f"{trainer.state.global_step} optimiser steps on {dataset} ({data_args.data_mode} "
-                                 f"mode) in {metrics.get('train_runtime', 0.0):.0f} s on {a.world_size} process(es); "
-                                 "the saved weights are the EMA.\n\n" + render_model_card({"r": recipe}, "{{r}}")),
-            "results": (render_model_card({"m": evals}, "{{m}}") + f"\n\nSamples ({a.sample_steps} steps, mean "
-                        f"unigram entropy {entropy}):\n\n" + samples_md),
-            "command": summary["command"], "license": "apache-2.0",
-        }
+        card = render_run_card(model, trainer, metrics, summary, model_args, data_args, training_args)
         with open(os.path.join(out, "README.md"), "w") as f:
-            f.write(render_model_card(context))
+            f.write(card)
         with open(os.path.join(out, "ldlm_run.json"), "w") as f:
             json.dump(summary, f, indent=2, default=str)
         for key in ("train_loss", "eval_loss", "eval_loss_diffusion", "eval_loss_hidden", "eval_loss_token",

@@ -1,7 +1,7 @@
-"""LDLMTrainer: the joint objective L = c_diff L_diff + c_h L_h + c_w L_w (DESIGN §1) with the four-part recipe
-(DESIGN §2) on top of `transformers.Trainer`:
+"""LDLMTrainer: the joint objective L = c_diff L_diff + c_h L_h + c_w L_w with the paper's four-part
+recipe on top of `transformers.Trainer`:
 
-- diffusion-to-encoder warmup: `encoder_grad_scale = gamma(s)` from `train.schedules.WarmupState`;
+- diffusion-to-encoder warmup: `encoder_grad_scale = gamma(s)` from `train.warmup.WarmupState`;
 - adaptive timestep sampling: t drawn from the model's `timestep_sampler` (persistent buffers), updated with the
   per-sample diffusion losses of every rank, so all ranks keep identical state;
 - decoder-input noise and self-conditioning: `LDLMConfig.decoder_noise_std` / `self_conditioning_prob` (the model);
@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import Trainer, TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers import EvalPrediction, Trainer, TrainerCallback
+from transformers.trainer_utils import EvalLoopOutput, get_last_checkpoint
 from transformers.utils import logging
 
 from modeling_ldlm.adaptive_timesteps import warp
 
+from .checkpointing import STAGING_DIR, AtomicCheckpointsMixin  # noqa: F401  (STAGING_DIR: re-exported)
 from .diagnostics import latent_variance_share
 from .ema import EMAWeights
 from .warmup import WarmupState
@@ -35,8 +35,8 @@ logger = logging.get_logger(__name__)
 
 STATE_NAME = "ldlm_trainer_state.json"
 EMA_NAME = "ema_weights.safetensors"
-STAGING_DIR = "_checkpoint-staging"  # written here, then renamed into place; "_*" is never pushed to the Hub
 LOSS_TERMS = ("loss_diffusion", "loss_hidden", "loss_token")
+EVAL_TERMS = ("loss", *LOSS_TERMS)
 
 
 class _EMACallback(TrainerCallback):
@@ -56,7 +56,7 @@ class _OptimizerStepGuard(TrainerCallback):
         self.trainer._guard_optimizer_step()
 
 
-class LDLMTrainer(Trainer):
+class LDLMTrainer(AtomicCheckpointsMixin, Trainer):
     """`transformers.Trainer` for `LDLMForDiffusionGeneration`; `args` is a `train.arguments.LDLMTrainingArguments`."""
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -82,8 +82,6 @@ class LDLMTrainer(Trainer):
         self.add_callback(_EMACallback(self))
         self._running: dict[str, torch.Tensor] = {}
         self._running_count = 0
-        self._save_live_weights = False
-        self._staging_root: str | None = None
         if a.nonfinite_loss not in ("stop", "skip"):
             raise ValueError(f"--nonfinite_loss must be 'stop' or 'skip', got {a.nonfinite_loss!r}.")
         if a.max_nonfinite_skips < 1:
@@ -116,6 +114,12 @@ class LDLMTrainer(Trainer):
             raise ValueError("Training would run 0 optimiser steps: raise --max_steps or --num_train_epochs, or "
                              "give more data than one batch (per_device_train_batch_size x processes).")
         self.warmup = self._build_warmup(max_steps)
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"No valid checkpoint found in output directory ({self.args.output_dir}).")
+        if resume_from_checkpoint:
+            self.load_checkpoint_extras(resume_from_checkpoint)
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
     # ---- the loss -----------------------------------------------------------------------------------------------
@@ -225,98 +229,85 @@ class LDLMTrainer(Trainer):
 
     # ---- evaluation: losses, reconstruction accuracy, collapse ---------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        a = self.args
-        dataloader = self.get_eval_dataloader(eval_dataset)
+    def evaluation_loop(self, dataloader, description: str, prediction_loss_only: bool | None = None,
+                        ignore_keys: list[str] | None = None, metric_key_prefix: str = "eval") -> EvalLoopOutput:
+        """The loop behind `Trainer.evaluate` (which adds the speed metrics, logs, and calls the callbacks): every
+        loss term at a fixed grid of t and seeded noise, the reconstruction accuracy z0 -> G -> T at every position,
+        and the latent-collapse statistic; with `compute_metrics`, its results on `EvalPrediction(predictions=<the
+        validation latents z0 (n, N, D)>, label_ids=None)` are added under the prefix."""
         model = self.accelerator.unwrap_model(self.model)
         was_training = model.training
         model.eval()
-        cfg = model.config
+        try:
+            sums, latents = self._evaluation_sums(dataloader, model)
+        finally:
+            model.train(was_training)
+        metrics = self._evaluation_metrics(sums, latents, metric_key_prefix)
+        if self.compute_metrics is not None:
+            extra = self.compute_metrics(EvalPrediction(predictions=torch.cat(latents).numpy(), label_ids=None))
+            metrics.update({f"{metric_key_prefix}_{k}": v for k, v in extra.items()})
+        return EvalLoopOutput(predictions=None, label_ids=None, metrics=metrics, num_samples=int(sums[-1]))
+
+    def _evaluation_sums(self, dataloader, model) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Per-term sums (weighted by samples), correct tokens, tokens and samples over the validation batches."""
+        a, cfg = self.args, model.config
         gen = torch.Generator(device="cpu").manual_seed(a.seed)
-        keys = ["loss", "loss_diffusion", "loss_hidden", "loss_token"]
-        sums = torch.zeros(len(keys) + 3, dtype=torch.float64)  # terms x samples, correct tokens, tokens, samples
+        sums = torch.zeros(len(EVAL_TERMS) + 3, dtype=torch.float64)
         latents = []
         for step, batch in enumerate(dataloader):
             if a.max_eval_batches is not None and step >= a.max_eval_batches:
                 break
-            batch = self._prepare_inputs(batch)
+            batch = {k: v.to(a.device) for k, v in batch.items()}
             b = batch["input_ids"].shape[0]
             t = ((torch.arange(b, dtype=torch.float32) + 0.5) / b).to(a.device)  # fixed grid: comparable losses
             noise = torch.randn(b, cfg.num_latents, cfg.latent_dim, generator=gen).to(a.device)
             out = model(**batch, timesteps=t, noise=noise, self_conditioning=False, encoder_grad_scale=1.0)
             tokens = float(batch["attention_mask"].sum())
-            for i, k in enumerate(keys):
+            for i, k in enumerate(EVAL_TERMS):
                 sums[i] += float(getattr(out, k)) * b
-            sums[len(keys)] += float(out.token_accuracy) * tokens  # eval: every position, no decoder noise
-            sums[len(keys) + 1] += tokens
-            sums[len(keys) + 2] += b
+            sums[len(EVAL_TERMS)] += float(out.token_accuracy) * tokens  # eval: every position, no decoder noise
+            sums[len(EVAL_TERMS) + 1] += tokens
+            sums[len(EVAL_TERMS) + 2] += b
             latents.append(out.latents.float().cpu())
-        model.train(was_training)
         if not latents:
             raise ValueError("The evaluation set gave no batches: check --validation_file / --max_eval_samples, and "
                              "that it holds at least --per_device_eval_batch_size examples when "
                              "--dataloader_drop_last is on.")
+        return sums, latents
+
+    def _evaluation_metrics(self, sums: torch.Tensor, latents: list[torch.Tensor], prefix: str) -> dict[str, float]:
+        """Sums reduced over ranks -> means; warns on latent collapse."""
         share = latent_variance_share(torch.cat(latents)) if sum(len(z) for z in latents) > 1 else float("nan")
-        totals = torch.cat([sums, torch.tensor([share], dtype=torch.float64)]).to(a.device)
+        totals = torch.cat([sums, torch.tensor([share], dtype=torch.float64)]).to(self.args.device)
         totals = self.accelerator.reduce(totals, reduction="sum").cpu()
-        n = float(totals[len(keys) + 2])
-        metrics = {f"{metric_key_prefix}_{k}": float(totals[i]) / n for i, k in enumerate(keys)}
-        metrics[f"{metric_key_prefix}_token_accuracy"] = float(totals[len(keys)] / totals[len(keys) + 1])
-        metrics[f"{metric_key_prefix}_latent_variance_share"] = float(totals[-1]) / self.accelerator.num_processes
-        metrics[f"{metric_key_prefix}_gamma"] = self.current_gamma()
-        share = metrics[f"{metric_key_prefix}_latent_variance_share"]
-        if share < a.collapse_threshold:
+        n, terms = float(totals[len(EVAL_TERMS) + 2]), len(EVAL_TERMS)
+        metrics = {f"{prefix}_{k}": float(totals[i]) / n for i, k in enumerate(EVAL_TERMS)}
+        metrics[f"{prefix}_token_accuracy"] = float(totals[terms] / totals[terms + 1])
+        metrics[f"{prefix}_latent_variance_share"] = share = float(totals[-1]) / self.accelerator.num_processes
+        metrics[f"{prefix}_gamma"] = gamma = self.current_gamma()
+        if share < self.args.collapse_threshold:
             logger.warning(
                 f"LATENT COLLAPSE at step {self.state.global_step}: only {share:.1%} of the latent energy differs "
-                f"between validation texts (gamma={metrics[f'{metric_key_prefix}_gamma']:.4f}, reconstruction "
-                f"accuracy {metrics[f'{metric_key_prefix}_token_accuracy']:.1%}). Make the warmup wait longer "
+                f"between validation texts (gamma={gamma:.4f}, reconstruction accuracy "
+                f"{metrics[f'{prefix}_token_accuracy']:.1%}). Make the warmup wait longer "
                 "(--gamma_start_accuracy, --gamma_warmup_ratio) or lower --gamma_min.")
-        self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
-    # ---- saving and resuming ------------------------------------------------------------------------------------
-    def _get_output_dir(self, trial) -> str:
-        return getattr(self, "_staging_root", None) or super()._get_output_dir(trial)
+    # ---- saving and resuming: the extra state of a checkpoint ---------------------------------------------------
+    def checkpoint_extras(self, folder: str) -> None:
+        """The warmup state and the EMA weights, next to the Trainer's own files."""
+        with open(os.path.join(folder, STATE_NAME), "w") as f:
+            json.dump({"warmup": self.warmup.state_dict() if self.warmup is not None else None}, f)
+        if self.ema is not None:
+            save_file(self.ema.state_dict(), os.path.join(folder, EMA_NAME))
 
-    def _save_checkpoint(self, model, trial) -> None:
-        """Write the checkpoint into `<output_dir>/_checkpoint-staging/checkpoint-N`, then rename it into place:
-        a run killed mid-write (SIGKILL, preemption) leaves only complete `checkpoint-*` folders behind, so
-        `--resume_from_checkpoint` always finds a loadable one. Rotation runs after the rename."""
-        run_dir = super()._get_output_dir(trial)
-        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        staging_root = os.path.join(run_dir, STAGING_DIR)
-        staging, final = os.path.join(staging_root, name), os.path.join(run_dir, name)
-        if self.args.should_save and os.path.isdir(staging_root):
-            shutil.rmtree(staging_root)  # half-written leftovers of a killed run
-        self.accelerator.wait_for_everyone()
-        self._staging_root, self._save_live_weights = staging_root, True
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self._staging_root, self._save_live_weights = None, False
-        if self.args.should_save:
-            with open(os.path.join(staging, STATE_NAME), "w") as f:
-                json.dump({"warmup": self.warmup.state_dict() if self.warmup is not None else None}, f)
-            if self.ema is not None:
-                save_file(self.ema.state_dict(), os.path.join(staging, EMA_NAME))
-            if self.state.best_model_checkpoint and self.state.best_model_checkpoint.startswith(staging_root):
-                self.state.best_model_checkpoint = os.path.join(run_dir, os.path.basename(staging))
-                self.state.save_to_json(os.path.join(staging, "trainer_state.json"))
-        self.accelerator.wait_for_everyone()  # every rank has written its RNG state
-        if self.args.should_save:
-            _fsync_tree(staging)
-            if os.path.isdir(final):  # the same step saved again (e.g. after a resume)
-                shutil.rmtree(final)
-            os.replace(staging, final)
-            os.rmdir(staging_root)
-            rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
-                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
-        self.accelerator.wait_for_everyone()
+    def final_weights(self):
+        """Every save outside a checkpoint (the final folder, push_to_hub) holds the EMA weights."""
+        return None if self.ema is None else self.ema.applied(self.accelerator.unwrap_model(self.model))
 
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
-        path = os.path.join(resume_from_checkpoint, STATE_NAME)
+    def load_checkpoint_extras(self, checkpoint: str) -> None:
+        """Restore the warmup state and the EMA weights written by `checkpoint_extras`."""
+        path = os.path.join(checkpoint, STATE_NAME)
         if os.path.isfile(path):
             with open(path) as f:
                 state = json.load(f)
@@ -324,28 +315,14 @@ class LDLMTrainer(Trainer):
                 self.warmup.load_state_dict(state["warmup"])
         else:
             logger.warning(f"{path} is missing: the gamma warmup restarts from its initial state.")
-        ema_path = os.path.join(resume_from_checkpoint, EMA_NAME)
+        ema_path = os.path.join(checkpoint, EMA_NAME)
         if self.ema is not None:
             if os.path.isfile(ema_path):
                 self.ema.load_state_dict(load_file(ema_path))
             else:
                 logger.warning(f"{ema_path} is missing: the EMA restarts from the current weights.")
 
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        """Checkpoints hold the live weights; every other save (the final folder, push_to_hub) the EMA weights."""
-        if self.ema is None or self._save_live_weights:
-            return super()._save(output_dir, state_dict)
-        with self.ema.applied(self.accelerator.unwrap_model(self.model)):
-            return super()._save(output_dir, None)
-
     def create_model_card(self, *args: Any, **kwargs: Any) -> None:
         """The model card is rendered by `train.model_card` (run.py), not by the Trainer's generic one."""
         return None
 
-
-def _fsync_tree(folder: str) -> None:
-    """Flush every file of a folder to disk before it is renamed into place."""
-    for root, _, files in os.walk(folder):
-        for name in files:
-            with open(os.path.join(root, name), "rb") as f:
-                os.fsync(f.fileno())

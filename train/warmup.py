@@ -1,10 +1,10 @@
-"""Diffusion-to-encoder warmup gamma(s) (DESIGN §2) and the state that decides when it starts.
+"""Diffusion-to-encoder warmup gamma(s) and the state that decides when it starts.
 
     gamma(s) = gamma_min + (1 - gamma_min) [sig(k (s/S_wu - c)) - sig(-k c)] / [sig(k (1 - c)) - sig(-k c)],  s < S_wu
     gamma(s) = 1,                                                                                             s >= S_wu
 
-The reported shape is k = 10, c = 0.8. `WarmupState` delays s = 0 until token reconstruction works (DESIGN §9: the
-latents collapse when gamma ramps before the autoencoder has learned anything).
+The reported shape is k = 10, c = 0.8. `WarmupState` delays s = 0 until token reconstruction works (measured on CPU:
+the latents collapse when gamma ramps before the autoencoder has learned anything; BENCHMARKS.md).
 """
 
 from __future__ import annotations
