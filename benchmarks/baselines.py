@@ -170,7 +170,3 @@ class MDLMBaseline(nn.Module):
                 start += count
         eos = torch.tensor([self.eos], device=device)
         return cut_at_eos(z, eos, self.pad, torch.ones(batch, dtype=torch.long, device=device)), calls
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

@@ -81,10 +81,6 @@ class AdaptiveTimestepSampler(nn.Module):
         self.register_buffer("loss_ema", initial_curve(bins), persistent=True)
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long), persistent=True)
 
-    def reset(self) -> None:
-        self.loss_ema.copy_(initial_curve(self.loss_ema.numel()))
-        self.num_updates.zero_()
-
     def probabilities(self, uniform_mix: float = 0.0) -> torch.Tensor:
         return bin_probabilities(self.loss_ema, uniform_mix)
 

@@ -253,3 +253,39 @@ def test_bad_inputs_raise(model):
             model.generate(bad, num_inference_steps=2)
         with pytest.raises(TypeError, match=match):
             model(bad)
+
+
+def test_step_callback_sees_every_step_and_can_replace_x0(model):
+    seen = []
+
+    def watch(step, t, z_t, x0):
+        seen.append((step, t, tuple(z_t.shape)))
+
+    kw = dict(num_return_sequences=2, num_inference_steps=4, return_dict_in_generate=True, output_history=True)
+    plain = model.generate(generator=gens(0, 1), step_callback=watch, **kw)
+    assert [s for s, _, _ in seen] == [0, 1, 2, 3] and seen[0][1] == 1.0 and seen[0][2] == (2, 4, 8)
+    baseline = model.generate(generator=gens(0, 1), **kw)
+    torch.testing.assert_close(plain.latents, baseline.latents)  # a callback returning None changes nothing
+
+    target = torch.full((2, 4, 8), 0.5)
+    pinned = model.generate(generator=gens(0, 1), step_callback=lambda step, t, z, x0: target, **kw)
+    torch.testing.assert_close(pinned.latents, target)  # the last step's replacement is the result
+    assert all(torch.equal(h, target) for h in pinned.history)  # history sees the replaced x0_hat
+    with pytest.raises(ValueError, match="step_callback"):
+        model.generate(generator=gens(0, 1), step_callback=lambda step, t, z, x0: x0[:1], **kw)
+
+
+def test_generation_config_survives_the_base_class_methods(tmp_path):
+    """LDLMGenerationConfig skips GenerationConfig.__init__; the base class's methods must still work on it, and
+    private keys a newer transformers writes are kept as metadata, not refused."""
+    config = LDLMGenerationConfig(num_inference_steps=7, solver="heun", top_k=5)
+    config.save_pretrained(tmp_path)
+    loaded = LDLMGenerationConfig.from_pretrained(tmp_path)
+    assert loaded == config and hash(loaded) == hash(config) and "heun" in repr(loaded)
+    future = LDLMGenerationConfig.from_dict({**config.to_dict(), "_some_future_metadata": 1})
+    assert (future.num_inference_steps, future.solver, future.top_k) == (7, "heun", 5)
+    copy = LDLMGenerationConfig(**config.to_dict())
+    copy.update(num_inference_steps=3)
+    assert copy.num_inference_steps == 3 and config.num_inference_steps == 7
+    with pytest.raises(ValueError, match="Unknown LDLMGenerationConfig fields"):
+        LDLMGenerationConfig(sampling_steps=3)

@@ -10,7 +10,7 @@ the latents collapse when gamma ramps before the autoencoder has learned anythin
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 def _sigmoid(x: float) -> float:
@@ -70,6 +70,3 @@ class WarmupState:
     def load_state_dict(self, state: dict) -> None:
         self.start_step = state["start_step"]
         self.accuracy_ema = state["accuracy_ema"]
-
-    def describe(self) -> dict:
-        return asdict(self)
