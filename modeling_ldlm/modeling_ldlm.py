@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 from torch import nn
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
@@ -197,6 +197,9 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
 
     def _check_loaded(self, name: str) -> None:
         self.frozen_lm.requires_grad_(False)  # loading materialises fresh parameters: freeze them again
+        # As transformers registers a remote-code class with the auto class that loaded it, register it with
+        # AutoModelForCausalLM too: the stock text-generation pipeline then accepts a model loaded with AutoModel.
+        AutoModelForCausalLM.register(type(self.config), type(self), exist_ok=True)
         bad = [n for n, p in self.named_parameters() if p.is_floating_point() and not bool(torch.isfinite(p).all())]
         if bad:
             raise ValueError(f"The weights of {name!r} hold NaN/Inf values in {bad[:5]}{' ...' if len(bad) > 5 else ''}"
@@ -209,8 +212,9 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
             self.attach_tokenizer(tokenizer)
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
-        """Save weights, config, generation_config.json, remote code (AutoModel and AutoModelForCausalLM, with the
-        Inference Endpoints handler.py among the modeling files), and the frozen LM's tokenizer."""
+        """Save weights, config, generation_config.json, remote code (AutoModel and AutoModelForCausalLM, the
+        text-generation pipeline class, and the Inference Endpoints handler.py among the modeling files), and the
+        frozen LM's tokenizer."""
         auto_map = dict(getattr(self.config, "auto_map", None) or {})
         auto_map.update({
             "AutoConfig": "configuration_ldlm.LDLMConfig",
@@ -218,10 +222,23 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
             "AutoModelForCausalLM": "modeling_ldlm.LDLMForDiffusionGeneration",
         })
         self.config.auto_map = auto_map
+        self.config.custom_pipelines = {"text-generation": {
+            "impl": "pipeline_ldlm.LDLMTextGenerationPipeline", "pt": ["AutoModelForCausalLM"], "type": "text"}}
         super().save_pretrained(save_directory, *args, **kwargs)
         if self.tokenizer is not None:
             self.attach_tokenizer(self.tokenizer)
             self.tokenizer.save_pretrained(save_directory)
+
+    def text_generation_pipeline(self, tokenizer: Any = None, **kwargs: Any):
+        """`pipeline("text-generation")` on this model object with the checkpoint's pipeline class, which joins the
+        prompt and the completion as the tokenizer joins words (transformers' stock class glues them for WordPiece
+        tokenizers; a pipeline built from a checkpoint folder uses this class by itself)."""
+        from transformers import pipeline
+
+        from .pipeline_ldlm import LDLMTextGenerationPipeline
+
+        return pipeline("text-generation", model=self, tokenizer=tokenizer if tokenizer is not None else self.tokenizer,
+                        pipeline_class=LDLMTextGenerationPipeline, **kwargs)
 
     def train(self, mode: bool = True) -> LDLMForDiffusionGeneration:
         super().train(mode)

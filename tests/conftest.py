@@ -43,7 +43,8 @@ def tiny_model(kind: str = "bert", seed: int = 0, **overrides) -> LDLMForDiffusi
 def tiny_sizes() -> dict:
     """The size fields of `tiny_config()`, to pass to `from_frozen_lm` (which takes the vocabulary from the LM)."""
     return {k: v for k, v in tiny_config().to_dict().items()
-            if k.endswith(("_size", "_heads", "_layers")) or k in ("num_latents", "latent_dim", "max_sequence_length")}
+            if (k.endswith(("_size", "_heads", "_layers")) and k != "vocab_size")
+            or k in ("num_latents", "latent_dim", "max_sequence_length")}
 
 
 def token_batch(batch: int = 3, length: int = 10, seed: int = 0, lengths: list[int] | None = None):

@@ -92,3 +92,72 @@ def test_handler_rejects_bad_requests_with_clear_errors(checkpoint, request_body
     answer = handler(request_body)
     assert len(answer) == 1 and "error" in answer[0]
     assert match in answer[0]["error"], answer[0]["error"]
+
+
+JOINING = textwrap.dedent("""
+    import json, logging, sys
+    sys.modules["modeling_ldlm"] = None  # the package must not be importable here
+    import torch
+    torch.set_num_threads(1)
+    from transformers import AutoModel, AutoTokenizer, pipeline
+
+    class Messages(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.text = []
+
+        def emit(self, record):
+            self.text.append(record.getMessage())
+
+    messages = Messages()
+    logging.getLogger("transformers").addHandler(messages)
+    folder, prompt = sys.argv[1], sys.argv[2]
+    from_folder = pipeline("text-generation", model=folder, trust_remote_code=True)
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    stock_from_object = pipeline("text-generation", model=model, tokenizer=tokenizer)
+    from_object = model.text_generation_pipeline(tokenizer)
+
+    def run(pipe, **kw):
+        return pipe(prompt, max_new_tokens=5, num_inference_steps=2, generator=torch.Generator().manual_seed(0),
+                    **kw)[0]
+
+    out = {}
+    for name, pipe in (("folder", from_folder), ("object", from_object)):
+        out[name] = {"full": run(pipe)["generated_text"], "new": run(pipe, return_full_text=False)["generated_text"],
+                     "ids": run(pipe, return_tensors=True)["generated_token_ids"]}
+    stock = run(stock_from_object)["generated_text"]
+    out["stock_object_starts_with_prompt"] = stock.startswith(prompt)
+    out["prompt_ids"] = tokenizer(prompt).input_ids
+    out["special"] = tokenizer.all_special_ids
+    out["warnings"] = [m for m in messages.text if "is not supported" in m]
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.parametrize("family", ["wordpiece", "byte-level-bpe"])
+def test_pipeline_joins_prompt_and_completion_like_the_tokenizer(tmp_path, family):
+    """The prompt, a space where the tokenizer puts one, and the completion; no 'not supported' error logged for a
+    pipeline built from the folder or from a model object loaded with AutoModel."""
+    from transformers import AutoTokenizer
+
+    from .conftest import tiny_gpt2_folder
+
+    lm = tiny_lm_folder(tmp_path / "lm") if family == "wordpiece" else tiny_gpt2_folder(tmp_path / "lm")
+    LDLMForDiffusionGeneration.from_frozen_lm(str(lm), **tiny_sizes()).save_pretrained(tmp_path / "ckpt")
+    prompt = "w1 w2 w3" if family == "wordpiece" else "the weather today"
+    out = json.loads(run_fresh(JOINING, str(tmp_path / "ckpt"), prompt, tmp_path=tmp_path))
+    tokenizer = AutoTokenizer.from_pretrained(lm)
+    assert not out["warnings"], out["warnings"]
+    assert out["stock_object_starts_with_prompt"]
+    for name in ("folder", "object"):
+        ids = out[name]["ids"]
+        assert ids[:len(out["prompt_ids"])] == out["prompt_ids"]  # the prompt comes back unchanged, separator too
+        completion = [i for i in ids[len(out["prompt_ids"]):] if i not in out["special"]]
+        assert completion, "the tiny model generated nothing to join"
+        if family == "wordpiece":  # whole-word vocabulary: every completion token starts a new word
+            expected_new = " " + " ".join(tokenizer.convert_ids_to_tokens(completion))
+        else:  # byte-level BPE decodes losslessly: the tokens carry their own spaces
+            expected_new = tokenizer.decode(completion)
+        assert out[name]["new"] == expected_new, (name, out[name])
+        assert out[name]["full"] == prompt + expected_new, (name, out[name])
