@@ -29,8 +29,9 @@ class LDLMGenerationConfig(GenerationConfig):
         num_inference_steps (`int`, defaults to 50): points of the time grid (denoiser calls, 2S - 1 for `"heun"`).
         solver (`str`, defaults to `"euler"`): `"euler"` (DDIM), `"euler_maruyama"`, `"ddpm"`, `"dpmpp_2m"`, `"heun"`.
         t_max, t_min (`float`, defaults to 1.0, 0.05): the grid runs from t_max down to t_min, then jumps to 0.
-        time_spacing (`str`, defaults to `"uniform"`): `"uniform"` or `"learned"` (the model's adaptive-timestep
-            warping: equal training-loss increase between steps; uniform while the model has no statistics).
+        time_spacing (`str`, defaults to `"uniform"`): `"uniform"`, `"learned"` (the model's adaptive-timestep
+            warping: equal training-loss increase between steps; uniform while the model has no statistics) or
+            `"trailing"` (S times t_max (1 - i/S), i < S, ignoring t_min: the grid distilled students are trained on).
         self_conditioning (`bool`, defaults to True): feed the previous x0_hat to the denoiser.
         noise_scale (`float`, defaults to 1.0): scales the initial noise and the noise of stochastic solvers
             (below 1: less diverse, often cleaner samples).
@@ -45,6 +46,8 @@ class LDLMGenerationConfig(GenerationConfig):
         return_dict_in_generate (`bool`, defaults to False): return an [`LDLMGenerationOutput`].
         output_history (`bool`, defaults to False): keep every step's x0_hat in the output.
         pad_token_id, bos_token_id, eos_token_id: default to the model config's.
+        distilled_steps (`int`, *optional*): set in a distilled student's saved config: the step count it was
+            distilled for (generate warns when asked for another).
     """
 
     _DEFAULTS: dict[str, Any] = {
@@ -52,7 +55,7 @@ class LDLMGenerationConfig(GenerationConfig):
         "self_conditioning": True, "noise_scale": 1.0, "do_sample": False, "temperature": 1.0, "top_k": None,
         "top_p": 1.0, "guidance_scale": 1.0, "guidance_steps": 1, "max_new_tokens": None, "max_length": None,
         "num_return_sequences": 1, "return_dict_in_generate": False, "output_history": False,
-        "pad_token_id": None, "bos_token_id": None, "eos_token_id": None,
+        "pad_token_id": None, "bos_token_id": None, "eos_token_id": None, "distilled_steps": None,
     }
     # What transformers' own GenerationConfig methods (save/load, hashing) read besides the fields: metadata only.
     _METADATA = ("_commit_hash", "_from_model_config", "transformers_version")
@@ -81,7 +84,7 @@ class LDLMGenerationConfig(GenerationConfig):
             value = getattr(self, name)
             if not _is_int(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        for name in ("max_new_tokens", "max_length"):
+        for name in ("max_new_tokens", "max_length", "distilled_steps"):
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value <= 0):
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")

@@ -26,7 +26,7 @@ from .canvas import Canvas, build_canvas
 from .generation_config import LDLMGenerationConfig
 from .guidance import GuidedDenoiser
 from .random_rows import normal_rows, row_generators, uniform_rows
-from .solvers import learned_timesteps, sample, uniform_timesteps
+from .solvers import learned_timesteps, sample, trailing_timesteps, uniform_timesteps
 
 logger = logging.get_logger(__name__)
 
@@ -179,6 +179,11 @@ class LDLMGenerationMixin:
 
     def _time_grid(self, settings: LDLMGenerationConfig) -> torch.Tensor:
         steps, t_max, t_min = settings.num_inference_steps, settings.t_max, settings.t_min
+        if settings.distilled_steps is not None and steps != settings.distilled_steps:
+            logger.warning(f"This model was distilled for num_inference_steps={settings.distilled_steps}; "
+                           f"{steps} steps work, but quality is only measured at {settings.distilled_steps}.")
+        if settings.time_spacing == "trailing":
+            return trailing_timesteps(steps, t_max)
         if settings.time_spacing == "learned":
             return learned_timesteps(steps, self.timestep_sampler.probabilities(), t_max, t_min)
         return uniform_timesteps(steps, t_max, t_min)

@@ -25,7 +25,7 @@ MAX_PROMPT_CHARS = 20_000
 CAPS = {"num_inference_steps": 1000, "num_return_sequences": 16, "guidance_steps": 20}  # work per request
 # Generation settings that shape the Python return value or the token ids, not the text: not for requests.
 NOT_REQUEST_PARAMETERS = ("return_dict_in_generate", "output_history", "pad_token_id", "bos_token_id",
-                          "eos_token_id")
+                          "eos_token_id", "distilled_steps")
 
 
 def request_parameters(settings_fields: tuple[str, ...]) -> tuple[str, ...]:

@@ -291,11 +291,13 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
     def alpha_sigma(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return alpha_sigma(t, self.config.noise_schedule, self.config.noise_schedule_d)
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Tokens -> clean latents z0 (B, N, D), in the encoder's dtype."""
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+               hidden_states: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens -> clean latents z0 (B, N, D), in the encoder's dtype; `hidden_states` (B, L, H), the raw frozen-LM
+        states of `input_ids` precomputed once, skips the frozen LM."""
         input_ids, attention_mask = check_token_batch(
             input_ids, attention_mask, self.config.vocab_size, self.config.max_sequence_length)
-        hidden = self.normalize_hidden(self.frozen_hidden_states(input_ids, attention_mask))
+        hidden = self._normalised_hidden(input_ids, attention_mask, hidden_states)
         return self.encoder(hidden.to(self._dtype_of(self.encoder)), attention_mask)
 
     def denoise(self, z_t: torch.Tensor, t: torch.Tensor, previous_x0: torch.Tensor | None = None) -> torch.Tensor:

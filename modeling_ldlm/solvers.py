@@ -20,7 +20,8 @@ lambda_t = log(alpha_t / sigma_t) (half the log-SNR) and eps_hat = (z_t - alpha_
     heun            Heun's predictor-corrector on the DDIM update: z~ = ddim(z_t, x0_hat), x0' = denoise(z~, s),
                         z_s = ddim(z_t, (x0_hat + x0') / 2);  two calls per step.
 
-A grid of S times runs from t_max down to t_min; after the call at t_min every solver takes the final jump to t = 0,
+A grid of S times runs from t_max down to t_min (or, "trailing", down to t_max / S); after the call at its last time
+every solver takes the final jump to t = 0,
 where alpha = 1 and sigma = 0, i.e. it returns the last x0_hat. Network calls: S for euler, euler_maruyama, ddpm and
 dpmpp_2m; 2S - 1 for heun (`network_calls`). Random draws come from an injected `torch.Generator`, or from a list of
 one generator per batch row, so that a row's noise never depends on the batch it is in.
@@ -44,7 +45,7 @@ StepCallback = Callable[[int, float, torch.Tensor, torch.Tensor], "torch.Tensor 
 UpdateFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (z_t, x0, t, s) -> z_s
 
 SOLVERS = ("euler", "euler_maruyama", "ddpm", "dpmpp_2m", "heun")
-TIME_SPACINGS = ("uniform", "learned")
+TIME_SPACINGS = ("uniform", "learned", "trailing")
 _ALPHA_FLOOR = 1e-3  # clamps log(alpha) at alpha = 0 (t = 1): lambda >= log(1e-3)
 
 
@@ -64,6 +65,14 @@ def uniform_timesteps(steps: int, t_max: float = 1.0, t_min: float = 0.0) -> tor
     if steps == 1:
         return torch.tensor([float(t_max)])
     return torch.linspace(float(t_max), float(t_min), steps)
+
+
+def trailing_timesteps(steps: int, t_max: float = 1.0) -> torch.Tensor:
+    """S times t_max (1 - i / S), i = 0 .. S-1 ("trailing" spacing): the grid ends one step before t = 0, so the
+    final jump to 0 is a step of the same size, and the grid of S steps is every other point of the grid of 2S
+    (the grids of progressive distillation). (S,)."""
+    check_time_grid(steps, t_max, 0.0)
+    return float(t_max) * (1.0 - torch.arange(steps, dtype=torch.float32) / steps)
 
 
 def learned_timesteps(steps: int, probs: torch.Tensor, t_max: float = 1.0, t_min: float = 0.0) -> torch.Tensor:
@@ -235,5 +244,6 @@ __all__ = [
     "sample_euler",
     "sample_euler_maruyama",
     "sample_heun",
+    "trailing_timesteps",
     "uniform_timesteps",
 ]

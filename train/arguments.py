@@ -96,3 +96,31 @@ class LDLMTrainingArguments(TrainingArguments):
     max_nonfinite_skips: int = field(default=10, metadata={"help": "Consecutive skipped batches before stopping."})
     num_samples: int = field(default=4, metadata={"help": "Samples printed at the end (needs model.generate)."})
     sample_steps: int = 100
+
+
+@dataclass
+class DistillModelArguments:
+    teacher: str = field(default=None, metadata={"help": "The LDLM checkpoint to distil (its EMA weights)."})
+    student_init: str | None = field(default=None, metadata={
+        "help": "Checkpoint the student starts from (default: the teacher); its latent shape must be the teacher's."})
+
+
+@dataclass
+class DistillationArguments(LDLMTrainingArguments):
+    """Training arguments of train/distill.py. Only the denoiser trains; the joint-training recipe flags (gamma_*,
+    adaptive_timesteps, token_loss_fraction) do not apply. max_steps is set from the stages."""
+
+    start_steps: int = field(default=16, metadata={"help": "Teacher steps of the first stage (halved each stage)."})
+    final_steps: int = field(default=1, metadata={"help": "Student steps after the last stage."})
+    steps_per_stage: int = field(default=1000, metadata={"help": "Optimiser steps of each halving stage."})
+    distill_t_max: float = field(default=1.0, metadata={"help": "First time of the trailing grids."})
+    loss_weighting: str = field(default="snr_trunc", metadata={
+        "help": "'snr_trunc' (max(SNR, 1), Salimans & Ho) or 'none' (plain x0 MSE)."})
+    teacher_self_conditioning: bool = field(default=True, metadata={
+        "help": "The original teacher's estimates are self-conditioned (two passes per call), as it was trained."})
+    next_teacher: str = field(default="ema", metadata={
+        "help": "Which student weights teach the next stage: 'ema' or 'live'."})
+    probe_samples: int = field(default=32, metadata={
+        "help": "Seeded samples of the quality probe: agreement with the teacher's own generate() samples."})
+    save_stage_students: bool = field(default=True, metadata={
+        "help": "Save each stage's student as <output_dir>/student-<N>-steps (the last is also output_dir)."})

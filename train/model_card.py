@@ -144,3 +144,69 @@ def render_run_card(model: Any, trainer: Any, metrics: dict[str, Any], summary: 
         "command": summary["command"], "license": "apache-2.0",
     }
     return render_model_card(context)
+
+
+DISTILLED_TEMPLATE = """---
+library_name: transformers
+license: apache-2.0
+tags:
+- latent-diffusion
+- text-generation
+- ldlm
+- distillation
+pipeline_tag: text-generation
+---
+
+# {{model_id}}
+
+A **distilled** Latent Diffusion Language Model (LDLM, Meshchaninov et al. 2026, arXiv 2605.07933): the denoiser of
+the teacher `{{teacher}}` distilled by progressive distillation (Salimans & Ho 2022) to **{{steps}} denoiser
+call(s)** per sample. The encoder, decoders and frozen LM are the teacher's, unchanged. Its generation_config.json
+defaults to the distilled sampler: DDIM (`solver="euler"`) on the trailing grid, {{steps}} step(s), no
+self-conditioning.
+
+## Usage
+
+```python
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+model = AutoModel.from_pretrained("{{model_id}}", trust_remote_code=True)
+tokenizer = AutoTokenizer.from_pretrained("{{model_id}}", trust_remote_code=True)
+ids = model.generate(num_return_sequences=4, generator=torch.Generator().manual_seed(0))  # {{steps}} call(s)
+print(tokenizer.batch_decode(ids, skip_special_tokens=True))
+```
+
+## Cost
+
+{{cost}}
+
+Stages (student steps): {{stages}}. Command:
+
+```bash
+{{command}}
+```
+
+## Results (validation, end of distillation)
+
+{{metrics}}
+
+## Samples ({{steps}} step(s))
+
+{{samples}}
+"""
+
+
+def render_distilled_card(trainer: Any, summary: dict[str, Any], args: Any, steps: int, folder: str) -> str:
+    """The README.md of a distilled student folder: teacher, cost, stages, probe metrics, samples."""
+    teacher_s = summary.get("teacher_train_seconds")
+    cost = (f"Distillation: {summary['distill_seconds']:.0f} s ({args.steps_per_stage} optimiser steps per stage, batch "
+            f"{args.per_device_train_batch_size * args.world_size}) on {args.world_size} process(es)")
+    cost += f"; the teacher trained for {teacher_s:.0f} s." if teacher_s else "."
+    evals = {k: v for k, v in summary["metrics"].items() if k.startswith("eval_")}
+    samples = "\n".join(f"- {s}" for s in summary.get("samples", [])) if steps == args.final_steps else ""
+    context = {"model_id": args.hub_model_id or os.path.basename(os.path.abspath(folder)), "teacher": summary["teacher"],
+               "steps": steps, "cost": cost, "stages": " -> ".join(str(s) for s in summary["stages"]),
+               "command": summary["command"], "metrics": evals,
+               "samples": samples or "(drawn for the final student only)"}
+    return render_model_card(context, DISTILLED_TEMPLATE)

@@ -98,7 +98,9 @@ def build_model(model_args: ModelArguments) -> LDLMForDiffusionGeneration:
     return LDLMForDiffusionGeneration.from_frozen_lm(resolve_frozen_lm(model_args.frozen_lm), preset=preset, **fields)
 
 
-def prepare_data(model, data_args: DataArguments, training_args: LDLMTrainingArguments):
+def prepare_data(model, data_args: DataArguments, training_args: LDLMTrainingArguments, fit_statistics: bool = True):
+    """(train, validation) datasets for the model's tokenizer and length, with cached frozen-LM states if asked;
+    fits the hidden-state statistics of a new model unless `fit_statistics=False`."""
     tokenizer = model.tokenizer
     if tokenizer is None:
         raise ValueError("The model has no tokenizer: the frozen LM folder / checkpoint must include one.")
@@ -125,10 +127,10 @@ def prepare_data(model, data_args: DataArguments, training_args: LDLMTrainingArg
             train_states = precompute_hidden_states(model, train, 64, data_args.hidden_states_cache_dir, pad)
             valid_states = precompute_hidden_states(model, valid, 64, data_args.hidden_states_cache_dir, pad)
             logger.warning(f"Frozen-LM states of {len(train)} + {len(valid)} examples ready in {time.time() - t0:.0f} s.")
-        if not bool(model.hidden_stats_fitted):
+        if fit_statistics and not bool(model.hidden_stats_fitted):
             model.fit_hidden_statistics_from_states(train_states[: data_args.hidden_stats_examples])
         return CachedHiddenDataset(train, train_states), CachedHiddenDataset(valid, valid_states)
-    if not bool(model.hidden_stats_fitted):
+    if fit_statistics and not bool(model.hidden_stats_fitted):
         collate = LDLMCollator(pad)
         n = min(data_args.hidden_stats_examples, len(train))
         batches = (collate([train[i] for i in range(s, min(s + 64, n))]) for s in range(0, n, 64))
