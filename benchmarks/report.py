@@ -42,6 +42,26 @@ def train_metrics(result: dict, work_dir: Path | None) -> dict[str, dict]:
     return found
 
 
+def versus(entry: dict, key: str) -> str:
+    """'3.1× (MDLM 64 steps)', or what the competitor's best is when none of its points reaches this quality."""
+    if entry["match"] is None:
+        best = entry.get("best_gen_ppl")
+        return f"none reaches it (best {fmt(best)})" if best is not None else "no matched point"
+    steps = entry["match"]["steps"] if key == "throughput_ratio" else entry["latency_steps"]
+    return f"{entry[key]:.2f}× ({'steps ' + str(steps) if steps else 'its only point'})"
+
+
+def speed_at_quality_table(points: list[dict], batch: str) -> str:
+    """Every LDLM point against the cheapest MDLM/AR point of equal or better gen-PPL at matched entropy."""
+    rows = [[p["arm"], p["steps"], p["network_calls"], p["gen_ppl"], "yes" if p["matched"] else "no (nearest)",
+             p["latency_batch1_s"], p["throughput"], versus(p["mdlm"], "throughput_ratio"),
+             versus(p["mdlm"], "latency_ratio"), versus(p["ar"], "throughput_ratio"), versus(p["ar"], "latency_ratio")]
+            for p in points]
+    return table(["arm", "steps", "calls", "gen-PPL (matched)", "matched", "latency b=1 (s)",
+                  f"throughput b={batch}", "vs MDLM throughput", "vs MDLM latency", "vs AR throughput",
+                  "vs AR latency"], rows)
+
+
 def render(result: dict, work_dir: Path | None = None) -> str:
     s = result["summary"]
     batch_key = next(k for k in result["speed"][0] if k.startswith("throughput_batch") and k.endswith("seq_per_s"))
@@ -67,12 +87,17 @@ def render(result: dict, work_dir: Path | None = None) -> str:
         out.append(f"\nNot matched: the knob sweep of {', '.join(unmatched)} does not bracket entropy "
                    f"{s['reference_entropy']:.2f}; the figure above is the gen-PPL of the nearest point, which is not "
                    "comparable.")
+    if s.get("speed_vs_mdlm") is None:
+        mdlm_ratio = "no MDLM step count reaches LDLM's gen-PPL (LDLM is better at every MDLM setting)"
+    else:
+        mdlm_ratio = (f"LDLM/MDLM throughput (LDLM {s['ldlm_default_steps']} steps vs MDLM {s['mdlm_matching_steps']} "
+                      f"steps, which {'matches' if s['mdlm_matches_ldlm_quality'] else 'is MDLM’s best and does not match'}"
+                      f" LDLM's gen-PPL) = **{s['speed_vs_mdlm']:.2f}×**")
     out.append("\n**Ratios** (LDLM = `" + ldlm_arm + "`): " + ", ".join([
-        f"LDLM/MDLM throughput (LDLM {s['ldlm_default_steps']} steps vs MDLM {s['mdlm_matching_steps']} steps, "
-        f"which {'matches' if s['mdlm_matches_ldlm_quality'] else 'is MDLM’s best and does not match'} LDLM's "
-        f"gen-PPL) = **{s['speed_vs_mdlm']:.2f}×**",
-        f"AR/LDLM batch-1 latency = **{s['latency_vs_ar_batch1']:.2f}×**",
+        mdlm_ratio, f"AR/LDLM batch-1 latency = **{s['latency_vs_ar_batch1']:.2f}×**",
         f"LDLM/AR batch-{batch} throughput = **{s['throughput_vs_ar']:.2f}×**"]) + ".")
+    if "speed_at_quality" in s:
+        out.append("\n" + speed_at_quality_table(s["speed_at_quality"], batch))
     frontier = [[r["arm"], r["steps"] or "–", f"{r.get('knob_name', 'knob')} {r['knob']}", r["entropy"],
                  r["gen_ppl"], r["rep_2"], r["rep_4"], r["distinct_2"], r["mean_length"]] for r in result["quality"]]
     out.append("\n" + table(["arm", "steps", "knob", "entropy", "gen-PPL", "rep-2", "rep-4", "distinct-2",

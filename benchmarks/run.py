@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.evaluate_arms import gen_ppl_at_entropy, quality_rows, speed_rows, text_metrics  # noqa: E402
+from benchmarks.frontier import matched_points, speed_at_quality  # noqa: E402
 from benchmarks.train_baselines import build_baseline, train_for_budget  # noqa: E402
 from modeling_ldlm import LDLMForDiffusionGeneration  # noqa: E402
 from modeling_ldlm.metrics import load_scorer  # noqa: E402
@@ -51,7 +52,11 @@ TIERS: dict[str, dict] = {
                 max_length=32, train_lines=64, val_lines=40, drop_long_lines=True,
                 baseline=dict(width=32, layers=1, heads=2),
                 ldlm_steps=[2, 4], mdlm_steps=[4, 8], knobs=[0.8, 1.0], samples=8, batch=8, ablations=["no_warmup"],
-                ablation_args=["--max_steps", "2"], speed_repeats=1, mauve=False),
+                ablation_args=["--max_steps", "2"], speed_repeats=1, mauve=False,
+                distill=dict(args=["--start_steps", "4", "--final_steps", "1", "--steps_per_stage", "2",
+                                   "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8",
+                                   "--max_eval_samples", "16",
+                                   "--probe_samples", "4", "--eval_steps", "2"], steps=[1, 2])),
     "cpu": dict(ldlm_config="train/configs/quickstart.yaml", ldlm_args=[], max_length=64, train_lines=None,
                 val_lines=2000, baseline=dict(width=256, layers=10, heads=4), ldlm_steps=[10, 25, 50, 100],
                 mdlm_steps=[16, 32, 64, 128], knobs=[0.7, 0.85, 1.0], samples=128, batch=64,
@@ -63,7 +68,8 @@ TIERS: dict[str, dict] = {
     "cpu-long": dict(ldlm_config="train/configs/cpu-long.yaml", ldlm_args=[], max_length=32, train_lines=None,
                      val_lines=2000, drop_long_lines=True, baseline=dict(width=256, layers=10, heads=4),
                      ldlm_steps=[10, 25, 50, 100], mdlm_steps=[16, 32, 64, 128], knobs=WIDE_KNOBS, samples=128,
-                     batch=64, ablations=[], ablation_args=[], speed_repeats=3, mauve=True),
+                     batch=64, ablations=[], ablation_args=[], speed_repeats=3, mauve=True,
+                     distill=dict(args=[], steps=[1, 2, 4])),
     "gpu": dict(ldlm_config="train/configs/gpu-h200.yaml", ldlm_args=[], max_length=128, train_lines=None,
                 val_lines=2000, baseline=dict(width=768, layers=12, heads=12), ldlm_steps=[10, 25, 50, 100],
                 mdlm_steps=[32, 64, 128, 256], knobs=WIDE_KNOBS, samples=256, batch=64,
@@ -80,9 +86,12 @@ ABLATIONS = {
 # Each arm's sampling knob. The summary and the ablations use "ldlm-sampled": its knob is a token temperature like
 # the baselines', and it reaches the data's entropy, which LDLM's argmax decoding does not at small budgets.
 KNOBS = {"ldlm": "noise_scale (argmax tokens)", "ldlm-sampled": "token temperature (noise_scale 1)",
+         "ldlm-distilled": "noise_scale (argmax tokens)", "ldlm-distilled-sampled": "token temperature (noise_scale 1)",
          "ar": "temperature", "mdlm": "temperature"}
 SUMMARY_LDLM = "ldlm-sampled"
 LDLM_KNOB = {"ldlm": "noise_scale", "ldlm-sampled": "temperature"}  # the `ldlm_sampler` knob of each LDLM arm
+DISTILLED_KNOB = {"ldlm-distilled": "noise_scale", "ldlm-distilled-sampled": "temperature"}
+DISTILL_CONFIG = "train/configs/distill-cpu.yaml"  # progressive distillation of the tier's LDLM arm
 BROWN = ROOT / "data" / "brown.txt.gz"  # vendored copy of ../shared/data/brown.txt
 
 
@@ -133,6 +142,31 @@ def train_ldlm(work: Path, name: str, tier: dict, frozen_lm: str, extra: list[st
     return out
 
 
+def distill_ldlm(work: Path, tier: dict, teacher: Path) -> Path:
+    """Progressive distillation of the tier's LDLM arm with train/distill.py, on the same sentences (skipped when it
+    exists); the folder holds the last student and `student-<N>-steps` for each stage."""
+    out = work / "ldlm-distilled"
+    if (out / "distill_run.json").exists():
+        return out
+    cmd = [sys.executable, str(ROOT / "train" / "distill.py"), str(ROOT / DISTILL_CONFIG), "--teacher", str(teacher),
+           "--output_dir", str(out), "--train_file", str(work / "train.txt"),
+           "--validation_file", str(work / "validation.txt"), "--hidden_states_cache_dir", str(work / "hidden_states"),
+           "--num_samples", "0", *tier["distill"]["args"]]
+    if tier.get("drop_long_lines"):
+        train_lines = (work / "train.txt").read_text().count("\n")
+        cmd += ["--max_train_samples", str(train_lines), "--long_lines", "drop"]
+    log(f"distil ldlm: {' '.join(cmd)}")
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return out
+
+
+def student_folder(distilled: Path, steps: int) -> Path:
+    folder = distilled / f"student-{steps}-steps"
+    if not (folder / "model.safetensors").exists():
+        raise ValueError(f"{distilled} has no {steps}-step student: distil down to at least {steps} steps.")
+    return folder
+
+
 def cached(work: Path, name: str, compute):
     """Evaluation stages are saved in `<work>/eval/<name>.json` as they finish: a rerun computes only what is missing
     (delete the folder to re-measure, e.g. speed on a quieter machine)."""
@@ -178,6 +212,31 @@ def ldlm_sampler(model: LDLMForDiffusionGeneration, special: set[int], knob_name
                              generator=torch.Generator().manual_seed(seed), return_dict_in_generate=True)
         return [[t for t in row if t not in special] for row in out.completions.tolist()], out.num_network_calls
     return sample
+
+
+def distilled_sampler(students: dict[int, LDLMForDiffusionGeneration], special: set[int], knob_name: str):
+    """Like `ldlm_sampler`, with the student distilled for each step count, run at its own defaults."""
+    samplers = {steps: ldlm_sampler(model, special, knob_name) for steps, model in students.items()}
+
+    def sample(batch: int, steps: int, knob: float, seed: int):
+        return samplers[steps](batch, steps, knob, seed)
+
+    return sample
+
+
+def distilled_arms(distilled: Path, steps_list: list[int], special: set[int]) -> dict:
+    """The distilled students as two arms (argmax over noise_scale, and token temperature), like LDLM's."""
+    students = {s: LDLMForDiffusionGeneration.from_pretrained(student_folder(distilled, s)).eval() for s in steps_list}
+    return {arm: (distilled_sampler(students, special, knob), steps_list) for arm, knob in DISTILLED_KNOB.items()}
+
+
+def distillation_info(distilled: Path | None, teacher_seconds: float) -> dict | None:
+    if distilled is None:
+        return None
+    run = json.loads((distilled / "distill_run.json").read_text())
+    return {"distill_seconds": run["distill_seconds"], "teacher_train_seconds": teacher_seconds,
+            "stages": run["stages"], "command": run["command"],
+            "metrics": {k: v for k, v in run["metrics"].items() if k.startswith("eval_")}}
 
 
 def quality_point(arm: str, sample, tier: dict, decode, scorer, seed: int, refs, mauve_at, steps: int,
@@ -248,6 +307,7 @@ def main() -> None:
         info = train_for_budget(model, data["train_ids"], data["train_mask"], work / kind, budget_s=budget,
                                 batch_size=min(64, len(data["train_ids"])), seed=args.seed)
         baselines[kind] = (model, info)
+    distilled = distill_ldlm(work, tier, ldlm_final) if tier.get("distill") else None
 
     # ---- evaluation -------------------------------------------------------------------------------------------
     scorer = load_scorer(args.scorer)
@@ -260,6 +320,8 @@ def main() -> None:
     gen_params = {"ldlm": sum(p.numel() for m in (ldlm.denoiser, ldlm.latent_decoder, ldlm.token_decoder)
                               for p in m.parameters())}
     arms = {arm: (ldlm_sampler(ldlm, special, knob), tier["ldlm_steps"]) for arm, knob in LDLM_KNOB.items()}
+    if distilled is not None:
+        arms.update(distilled_arms(distilled, tier["distill"]["steps"], special))
     for kind, (model, _) in baselines.items():
         gen_params[kind] = sum(p.numel() for p in model.parameters())
         arms[kind] = (baseline_sampler(model, kind, special), tier["mdlm_steps"] if kind == "mdlm" else [0])
@@ -297,6 +359,7 @@ def main() -> None:
               "baseline_training": {k: v[1] for k, v in baselines.items()}, "generation_parameters": gen_params,
               "train_metrics": {d.name: json.loads((d / "ldlm_run.json").read_text())["metrics"]
                                 for d in (ldlm_final, *ablation_dirs.values())},
+              "distillation": distillation_info(distilled, budget),
               "knobs": KNOBS, "control": control, "quality": quality, "speed": speed, "ablations": ablation_rows,
               "summary": summary, "command": " ".join(sys.argv)}
     args.results_dir.mkdir(parents=True, exist_ok=True)
@@ -306,27 +369,30 @@ def main() -> None:
 
 
 def summarise(quality: list[dict], speed: list[dict], ref_entropy: float, default_steps: int, tier: dict) -> dict:
-    """The headline figures. LDLM is `SUMMARY_LDLM` at its default step count; MDLM's step count is the fewest whose
-    gen-PPL at matched entropy is at least as good as LDLM's (or MDLM's best if none is)."""
+    """The headline figures. `speed_at_quality`: every LDLM point (arm x steps) against the cheapest MDLM and AR
+    point of equal or better gen-PPL at matched entropy (benchmarks/frontier.py). The single ratios are those of
+    `SUMMARY_LDLM` at its default step count; `speed_vs_mdlm` is None when no MDLM point reaches its quality."""
     by = {}
     for row in quality:
         by.setdefault((row["arm"], row["steps"]), []).append(row)
     matched = {f"{arm}@{steps}": gen_ppl_at_entropy(rows, ref_entropy) for (arm, steps), rows in by.items()}
-    ldlm_ppl = matched[f"{SUMMARY_LDLM}@{default_steps}"]["gen_ppl"]
     key = f"throughput_batch{tier['batch']}_seq_per_s"
     speed_of = {(r["arm"], r["steps"]): r for r in speed}
-    mdlm = [(s, matched[f"mdlm@{s}"]["gen_ppl"]) for s in tier["mdlm_steps"]]
-    good = [s for s, p in mdlm if p <= ldlm_ppl]
-    mdlm_steps = min(good) if good else min(mdlm, key=lambda x: x[1])[0]
+    frontier = speed_at_quality(matched_points(quality, speed, ref_entropy, tier["batch"]),
+                                [a for a in {r["arm"] for r in speed} if a.startswith("ldlm")])
+    headline = next(r for r in frontier if r["arm"] == SUMMARY_LDLM and r["steps"] == default_steps)
     ldlm_speed = speed_of[(SUMMARY_LDLM, default_steps)]
+    mdlm = headline["mdlm"]
     return {
         "ldlm_arm": SUMMARY_LDLM,
         "ldlm_default_steps": default_steps,
-        "mdlm_matching_steps": mdlm_steps,
-        "mdlm_matches_ldlm_quality": bool(good),
-        "speed_vs_mdlm": ldlm_speed[key] / speed_of[("mdlm", mdlm_steps)][key],
+        "mdlm_matching_steps": mdlm["match"]["steps"] if mdlm["match"] else None,
+        "mdlm_matches_ldlm_quality": mdlm["match"] is not None,
+        "speed_vs_mdlm": mdlm.get("throughput_ratio"),
         "latency_vs_ar_batch1": speed_of[("ar", 0)]["latency_batch1_s"] / ldlm_speed["latency_batch1_s"],
         "throughput_vs_ar": ldlm_speed[key] / speed_of[("ar", 0)][key],
+        "ar_matches_ldlm_quality": headline["ar"]["match"] is not None,
+        "speed_at_quality": frontier,
         "genppl_at_matched_entropy": {k: v["gen_ppl"] for k, v in matched.items()},
         # False: the arm's sweep never reached the data's entropy, and its figure is the nearest point's gen-PPL.
         "entropy_matched_within_sweep": {k: v["matched"] for k, v in matched.items()},

@@ -32,7 +32,8 @@ def test_toy_benchmark_end_to_end(tmp_path):
     summary = out["summary"]
     for key in ("speed_vs_mdlm", "latency_vs_ar_batch1", "genppl_at_matched_entropy"):
         assert key in summary
-    arms = {"ldlm", "ldlm-sampled", "ar", "mdlm"}  # LDLM twice: argmax over noise_scale, and token temperature
+    # LDLM twice (argmax over noise_scale, and token temperature), and its distilled students the same two ways
+    arms = {"ldlm", "ldlm-sampled", "ldlm-distilled", "ldlm-distilled-sampled", "ar", "mdlm"}
     assert {r["arm"] for r in out["quality"]} == arms and {r["arm"] for r in out["speed"]} == arms
     assert summary["ldlm_arm"] == "ldlm-sampled"
     assert {r["knob_name"] for r in out["quality"] if r["arm"] == "ldlm"} == {"noise_scale (argmax tokens)"}
@@ -47,6 +48,13 @@ def test_toy_benchmark_end_to_end(tmp_path):
     assert "full recipe" in report and "no_warmup" in report and "Ratios" in report and "argmax entropy" in report
     ldlm_rows = [r for r in out["speed"] if r["arm"] == "ldlm"]
     assert [r["network_calls"] for r in ldlm_rows] == [2, 4]  # one denoiser call per step
+    distilled_rows = [r for r in out["speed"] if r["arm"] == "ldlm-distilled"]
+    assert [r["network_calls"] for r in distilled_rows] == [1, 2]  # each student at its distilled step count
+    assert out["distillation"]["stages"] == [2, 1] and out["distillation"]["distill_seconds"] > 0
+    frontier = {(p["arm"], p["steps"]) for p in summary["speed_at_quality"]}
+    assert ("ldlm-distilled", 1) in frontier and ("ldlm-sampled", 4) in frontier
+    assert all("mdlm" in p and "ar" in p for p in summary["speed_at_quality"])
+    assert "vs MDLM throughput" in report
     # Rerunning skips every finished stage (training and each evaluation) and rebuilds the same result.
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert again.returncode == 0 and "train ldlm" not in again.stdout and "evaluate" not in again.stdout
