@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.evaluate_arms import gen_ppl_at_entropy, quality_rows, speed_rows, text_metrics  # noqa: E402
 from benchmarks.frontier import matched_points, speed_at_quality  # noqa: E402
 from benchmarks.train_baselines import build_baseline, train_for_budget  # noqa: E402
-from modeling_ldlm import LDLMForDiffusionGeneration  # noqa: E402
+from modeling_ldlm import LDLMForDiffusionGeneration, LDLMGenerationConfig  # noqa: E402
 from modeling_ldlm.metrics import load_scorer  # noqa: E402
 from modeling_ldlm.token_ids import end_of_sequence_id, start_of_sequence_id  # noqa: E402
 
@@ -335,7 +335,9 @@ def main() -> None:
         speed += cached(work, f"speed-{arm}", partial(speed_rows, arm, sample, steps_list, 1.0, tier["batch"],
                                                       tier["speed_repeats"]))
     ablation_rows = []
-    default_steps = tier["ldlm_steps"][len(tier["ldlm_steps"]) // 2]
+    default_steps = LDLMGenerationConfig().num_inference_steps  # LDLM's own default, when the tier measures it
+    if default_steps not in tier["ldlm_steps"]:
+        default_steps = tier["ldlm_steps"][len(tier["ldlm_steps"]) // 2]
     for name, final in ablation_dirs.items():
         rows, loaded = {}, {}
         for arm, knob in LDLM_KNOB.items():  # argmax shows a collapse plainly; the token-temperature arm is matched
