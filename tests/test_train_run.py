@@ -160,3 +160,27 @@ def test_quickstart_preset(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=env, capture_output=True, text=True,
                          timeout=600)
     assert res.returncode == 0 and "OK" in res.stdout, res.stderr[-3000:]
+
+
+def test_a_hidden_state_cache_over_budget_is_refused_with_its_size(setup, tmp_path):
+    from train.data import check_hidden_cache_budget
+
+    with pytest.raises(ValueError, match="13,841.2 GB"):  # OpenWebText packed at L = 1024 around GPT-2 small
+        check_hidden_cache_budget(8_800_000, 1024, 768, max_gb=20)
+    assert check_hidden_cache_budget(1000, 32, 384, max_gb=20) == pytest.approx(0.024576)
+    base, lm = setup
+    with pytest.raises(ValueError, match="hidden_states_cache_max_gb"):
+        main(argv(base, lm, tmp_path / "out", "--cache_hidden_states", "true", "--hidden_states_cache_max_gb", "1e-6"))
+
+
+def test_bf16_on_a_cpu_only_machine_adds_use_cpu():
+    from train.run import with_cpu_bf16
+
+    if __import__("torch").cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert with_cpu_bf16(["--bf16", "true"])[-2:] == ["--use_cpu", "true"]
+    assert with_cpu_bf16(["--bf16", "--max_steps", "3"])[-2:] == ["--use_cpu", "true"]
+    assert with_cpu_bf16(["--bf16", "true", "--use_cpu", "false"]) == ["--bf16", "true", "--use_cpu", "false"]
+    assert with_cpu_bf16(["--bf16", "false"]) == ["--bf16", "false"]
+    model_args, data_args, training_args = parse_args(["--bf16", "true", "--output_dir", "/tmp/unused"])
+    assert training_args.bf16 and training_args.use_cpu

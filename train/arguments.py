@@ -70,6 +70,8 @@ class DataArguments:
     preprocessing_num_workers: int | None = None
     cache_hidden_states: bool = field(default=False, metadata={"help": "Precompute frozen-LM states once (fp16)."})
     hidden_states_cache_dir: str | None = None
+    hidden_states_cache_max_gb: float = field(default=20.0, metadata={
+        "help": "Refuse --cache_hidden_states when the cache (held in RAM and on disk, fp16) would exceed this."})
     hidden_stats_examples: int = 2000
 
 

@@ -127,6 +127,18 @@ def tokenize(raw: DatasetDict, tokenizer: Any, max_length: int, mode: str = "sen
     return out
 
 
+def check_hidden_cache_budget(num_examples: int, max_length: int, hidden_size: int, max_gb: float) -> float:
+    """The size in GB of caching the frozen-LM states of `num_examples` sequences of up to `max_length` tokens in
+    fp16; ValueError when it exceeds `max_gb` (OpenWebText at GPT-2 small's width is ~14 TB)."""
+    size_gb = num_examples * max_length * hidden_size * 2 / 1e9
+    if size_gb > max_gb:
+        raise ValueError(f"--cache_hidden_states would hold up to {size_gb:,.1f} GB of frozen-LM states ({num_examples:,} "
+                         f"sequences x {max_length} tokens x {hidden_size} channels x 2 bytes, in RAM and on disk), "
+                         f"over --hidden_states_cache_max_gb {max_gb:g}: drop --cache_hidden_states (the frozen LM "
+                         "then runs in every step), cap --max_train_samples, or raise the budget.")
+    return size_gb
+
+
 class LDLMCollator:
     """Right-pads `input_ids` (and cached `hidden_states`) of a list of examples to the longest one."""
 

@@ -21,7 +21,7 @@ from typing import Any
 if __package__ in (None, ""):  # `python train/distill.py`: make the repository root importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from transformers import HfArgumentParser, set_seed
+from transformers import set_seed
 from transformers.utils import logging
 
 from modeling_ldlm import LDLMForDiffusionGeneration
@@ -30,17 +30,15 @@ from train.data import LDLMCollator
 from train.distill_trainer import DistillationTrainer
 from train.model_card import render_distilled_card
 from train.progressive import stage_steps
-from train.run import prepare_data, sample_texts, yaml_to_argv
+from train.run import parse_args as parse_run_args
+from train.run import prepare_data, sample_texts
 
 logger = logging.get_logger("train.distill")
 LATENT_SHAPE = ("num_latents", "latent_dim", "max_sequence_length")
 
 
 def parse_args(argv: list[str]) -> tuple[DistillModelArguments, DataArguments, DistillationArguments]:
-    if argv and argv[0].endswith((".yaml", ".yml")):
-        argv = yaml_to_argv(argv[0]) + argv[1:]
-    parser = HfArgumentParser((DistillModelArguments, DataArguments, DistillationArguments))
-    return parser.parse_args_into_dataclasses(args=argv)
+    return parse_run_args(argv, (DistillModelArguments, DataArguments, DistillationArguments))
 
 
 def load_ldlm(path: str, role: str) -> LDLMForDiffusionGeneration:

@@ -30,6 +30,7 @@ from train.arguments import DataArguments, LDLMTrainingArguments, ModelArguments
 from train.data import (
     CachedHiddenDataset,
     LDLMCollator,
+    check_hidden_cache_budget,
     load_text,
     precompute_hidden_states,
     tokenize,
@@ -60,11 +61,29 @@ def yaml_to_argv(path: str) -> list[str]:
     return argv
 
 
-def parse_args(argv: list[str]) -> tuple[ModelArguments, DataArguments, LDLMTrainingArguments]:
+def parse_args(argv: list[str], dataclasses: tuple = (ModelArguments, DataArguments, LDLMTrainingArguments)):
+    """[CONFIG.yaml] [--flags] -> the argument dataclasses; flags override the YAML."""
     if argv and argv[0].endswith((".yaml", ".yml")):
         argv = yaml_to_argv(argv[0]) + argv[1:]
-    parser = HfArgumentParser((ModelArguments, DataArguments, LDLMTrainingArguments))
-    return parser.parse_args_into_dataclasses(args=argv)
+    return HfArgumentParser(dataclasses).parse_args_into_dataclasses(args=with_cpu_bf16(argv))
+
+
+def with_cpu_bf16(argv: list[str]) -> list[str]:
+    """A GPU preset (--bf16 true) on a machine without an accelerator: add --use_cpu true, which the Trainer needs to
+    train in bf16 on the CPU ("Your setup doesn't support bf16/gpu" otherwise), and say so."""
+    def last(flag: str) -> str | None:  # the flag's last value; a bare boolean flag means true
+        value = None
+        for i, arg in enumerate(argv):
+            if arg == flag:
+                bare = i + 1 == len(argv) or argv[i + 1].startswith("--")
+                value = "true" if bare else argv[i + 1].lower()
+        return value
+
+    accelerated = torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+    if last("--bf16") == "true" and last("--use_cpu") is None and not accelerated:
+        logger.warning("--bf16 on a machine without a GPU: training in bf16 on the CPU (--use_cpu true added).")
+        return [*argv, "--use_cpu", "true"]
+    return argv
 
 
 def resolve_frozen_lm(name: str) -> str:
@@ -121,6 +140,8 @@ def prepare_data(model, data_args: DataArguments, training_args: LDLMTrainingArg
                          "(per_device_train_batch_size x processes): lower the batch size or give more data.")
     pad = model.config.pad_token_id
     if data_args.cache_hidden_states:
+        check_hidden_cache_budget(len(train) + len(valid), model.config.max_sequence_length,
+                                  model.config.frozen_lm_hidden_size, data_args.hidden_states_cache_max_gb)
         model.to(training_args.device)
         with training_args.main_process_first(desc="frozen-LM states"):
             t0 = time.time()
