@@ -30,7 +30,13 @@ def load_text(dataset_name: str | None = None, dataset_config_name: str | None =
               validation_split_percentage: float = 5.0, encoding_errors: str = "strict") -> DatasetDict:
     """Raw text as a DatasetDict with "train" and "validation" splits and a "text" column. Without a validation
     split, the last `validation_split_percentage` percent of the training rows become validation. Local files are
-    read as UTF-8; `encoding_errors` ('strict', 'replace', 'ignore') says what to do with other bytes."""
+    read as UTF-8; `encoding_errors` ('strict', 'replace', 'ignore') says what to do with other bytes.
+    `dataset_name="none"` unsets a preset's Hub dataset (e.g. to run a Hub preset on a local --train_file)."""
+    if dataset_name is not None and dataset_name.lower() == "none":
+        dataset_name = None
+    if dataset_name is not None and train_file is not None:
+        raise ValueError(f"Give either --dataset_name ({dataset_name!r}) or --train_file ({train_file!r}), not both; "
+                         "--dataset_name none unsets a preset's dataset.")
     if dataset_name is None and train_file is None:
         raise ValueError("Give either --dataset_name (a Hub dataset) or --train_file (local text files).")
     if dataset_name is not None:
