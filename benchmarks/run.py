@@ -11,6 +11,10 @@ by point, so a rerun with more knobs or step counts measures only the new points
 data -> LDLM (train/run.py) -> ablations (each recipe part off) -> AR and MDLM for LDLM's measured training
 seconds -> quality frontier and speed for every arm -> `benchmarks/results/<tier>.json` and a frontier PNG.
 All arms share the frozen LM's tokenizer, the same sentences and the same scorer.
+
+    python benchmarks/run.py --tier cpu-long --baselines_from benchmarks/results/cpu-long.json
+reuses an earlier result's AR and MDLM rows instead of retraining them (benchmarks/reuse_baselines.py checks that
+it measured the same thing, and the result records the file and how well this run reproduced its LDLM figures).
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.evaluate_arms import gen_ppl_at_entropy, quality_rows, speed_rows, text_metrics  # noqa: E402
 from benchmarks.frontier import matched_points, speed_at_quality  # noqa: E402
+from benchmarks.reuse_baselines import (  # noqa: E402
+    BASELINE_ARMS,
+    baseline_rows,
+    check_same_scoring,
+    load_reused_baselines,
+    reuse_record,
+)
 from benchmarks.train_baselines import build_baseline, train_for_budget  # noqa: E402
 from modeling_ldlm import LDLMForDiffusionGeneration, LDLMGenerationConfig  # noqa: E402
 from modeling_ldlm.metrics import load_scorer  # noqa: E402
@@ -198,6 +209,21 @@ def cached_sweep(work: Path, name: str, compute_point, steps_list, knobs) -> lis
     return sorted((r for r in rows if (r["steps"], r["knob"]) in order), key=lambda r: order[(r["steps"], r["knob"])])
 
 
+def train_baselines(work: Path, tokenizer, tier: dict, data: dict, budget: float, seed: int) -> dict:
+    """AR and MDLM, each trained for `budget` seconds on the same sentences (resumes or skips a finished run)."""
+    baselines = {}
+    for kind in BASELINE_ARMS:
+        eos = end_of_sequence_id(tokenizer)  # the same rule as LDLM's: [SEP] for BERT-like, <|endoftext|> for GPT-2
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+        model = build_baseline(kind, len(tokenizer), tier["max_length"], bos=start_of_sequence_id(tokenizer),
+                               eos=eos, pad=pad, **tier["baseline"])
+        log(f"{kind}: {budget:.0f} s of training (LDLM's training time; resumes or skips a finished run)")
+        info = train_for_budget(model, data["train_ids"], data["train_mask"], work / kind, budget_s=budget,
+                                batch_size=min(64, len(data["train_ids"])), seed=seed)
+        baselines[kind] = (model, info)
+    return baselines
+
+
 def train_seconds(final: Path) -> float:
     """Optimisation seconds of a finished train/run.py run (the Trainer's train_runtime)."""
     return float(json.loads((final / "ldlm_run.json").read_text())["metrics"]["train_runtime"])
@@ -265,6 +291,9 @@ def main() -> None:
     parser.add_argument("--frozen_lm", default=None, help="default: the offline all-MiniLM-L6-v2")
     parser.add_argument("--scorer", default=None, help="causal LM name or folder; default: offline SmolLM2")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baselines_from", type=Path, default=None,
+                        help="an earlier result JSON of the same tier: reuse its AR and MDLM rows instead of training "
+                             "them again (checked: same tier, seed, LDLM training, scorer and held-out data)")
     args = parser.parse_args()
     tier = TIERS[args.tier]
     if tier["mauve"]:
@@ -297,16 +326,16 @@ def main() -> None:
         switch, _ = ABLATIONS[name]
         ablation_dirs[name] = train_ldlm(work, f"ablation-{name}", tier, args.frozen_lm,
                                          tier["ablation_args"] + switch)
-    baselines = {}
-    for kind in ("ar", "mdlm"):
-        eos = end_of_sequence_id(tokenizer)  # the same rule as LDLM's: [SEP] for BERT-like, <|endoftext|> for GPT-2
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-        model = build_baseline(kind, len(tokenizer), tier["max_length"], bos=start_of_sequence_id(tokenizer),
-                               eos=eos, pad=pad, **tier["baseline"])
-        log(f"{kind}: {budget:.0f} s of training (LDLM's training time; resumes or skips a finished run)")
-        info = train_for_budget(model, data["train_ids"], data["train_mask"], work / kind, budget_s=budget,
-                                batch_size=min(64, len(data["train_ids"])), seed=args.seed)
-        baselines[kind] = (model, info)
+    reused = None
+    if args.baselines_from:
+        ldlm_metrics = json.loads((ldlm_final / "ldlm_run.json").read_text())["metrics"]
+        reused = load_reused_baselines(args.baselines_from, args.tier, args.seed, ldlm_metrics)
+        # the same LDLM training (checked), timed when the baselines were: the arms' shared budget
+        budget = reused["train_seconds_per_arm"]
+        log(f"ar, mdlm: rows reused from {args.baselines_from} (trained {budget:.0f} s each)")
+        baselines = {}
+    else:
+        baselines = train_baselines(work, tokenizer, tier, data, budget, args.seed)
     distilled = distill_ldlm(work, tier, ldlm_final) if tier.get("distill") else None
 
     # ---- evaluation -------------------------------------------------------------------------------------------
@@ -316,6 +345,8 @@ def main() -> None:
                   for row, m in zip(data["val_ids"], data["val_mask"])]
     control = cached(work, "control", lambda: {"arm": "data", **text_metrics(ref_tokens[: tier["samples"]], decode,
                                                                               scorer)})
+    if reused is not None:
+        check_same_scoring(reused, scorer.checksum, control, args.baselines_from)
     ldlm = LDLMForDiffusionGeneration.from_pretrained(ldlm_final).eval()
     gen_params = {"ldlm": sum(p.numel() for m in (ldlm.denoiser, ldlm.latent_decoder, ldlm.token_decoder)
                               for p in m.parameters())}
@@ -334,6 +365,10 @@ def main() -> None:
                     for row in cached_sweep(work, f"quality-{arm}", point, steps_list, tier["knobs"])]
         speed += cached(work, f"speed-{arm}", partial(speed_rows, arm, sample, steps_list, 1.0, tier["batch"],
                                                       tier["speed_repeats"]))
+    if reused is not None:
+        reused_quality, reused_speed = baseline_rows(reused)
+        quality, speed = quality + reused_quality, speed + reused_speed
+        gen_params.update({k: v for k, v in reused["generation_parameters"].items() if k in BASELINE_ARMS})
     ablation_rows = []
     default_steps = LDLMGenerationConfig().num_inference_steps  # LDLM's own default, when the tier measures it
     if default_steps not in tier["ldlm_steps"]:
@@ -358,7 +393,9 @@ def main() -> None:
     summary = summarise(quality, speed, control["entropy"], default_steps, tier)
     result = {"tier": args.tier, "machine": machine(), "seed": args.seed, "scorer": scorer.name,
               "scorer_checksum": scorer.checksum, "train_seconds_per_arm": budget,
-              "baseline_training": {k: v[1] for k, v in baselines.items()}, "generation_parameters": gen_params,
+              "baseline_training": reused["baseline_training"] if reused else {k: v[1] for k, v in baselines.items()},
+              "baselines_from": reuse_record(reused, args.baselines_from, quality, speed) if reused else None,
+              "generation_parameters": gen_params,
               "train_metrics": {d.name: json.loads((d / "ldlm_run.json").read_text())["metrics"]
                                 for d in (ldlm_final, *ablation_dirs.values())},
               "distillation": distillation_info(distilled, budget),
@@ -423,7 +460,8 @@ def plot_frontier(quality: list[dict], control: dict, path: Path) -> None:
         log("matplotlib not installed: no frontier plot (pip install -e '.[eval]')")
         return
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    colour_maps = {"ldlm": "Oranges", "ldlm-sampled": "Reds", "ar": "Blues", "mdlm": "Greens"}  # one hue per arm
+    colour_maps = {"ldlm": "Oranges", "ldlm-sampled": "Reds", "ldlm-distilled": "Purples",
+                   "ldlm-distilled-sampled": "RdPu", "ar": "Blues", "mdlm": "Greens"}  # one hue per arm
     curves = sorted({(r["arm"], r["steps"]) for r in quality})
     for (arm, steps) in curves:
         rows = sorted((r for r in quality if r["arm"] == arm and r["steps"] == steps), key=lambda r: r["entropy"])
@@ -431,7 +469,8 @@ def plot_frontier(quality: list[dict], control: dict, path: Path) -> None:
         shade = 0.45 + 0.55 * arm_steps.index(steps) / (len(arm_steps) - 1) if len(arm_steps) > 1 else 0.8
         colour = plt.get_cmap(colour_maps.get(arm, "Greys"))(shade)
         ax.plot([r["entropy"] for r in rows], [r["gen_ppl"] for r in rows], marker="o", color=colour,
-                linestyle="--" if arm == "ldlm" else "-", label=f"{arm} ({steps} steps)" if steps else arm)
+                linestyle="--" if arm in ("ldlm", "ldlm-distilled") else "-",
+                label=f"{arm} ({steps} steps)" if steps else arm)
     if math.isfinite(control["gen_ppl"]):
         ax.scatter([control["entropy"]], [control["gen_ppl"]], marker="*", s=200, c="k", label="held-out data")
     ax.axvline(control["entropy"], color="k", linestyle=":", linewidth=1)  # gen-PPL is compared on this line

@@ -1,6 +1,7 @@
 """Smoke run of the side-by-side benchmark at toy size: every stage runs and the result file has its summary."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,42 @@ def test_toy_benchmark_end_to_end(tmp_path):
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert again.returncode == 0 and "train ldlm" not in again.stdout and "evaluate" not in again.stdout
     assert json.loads((tmp_path / "results" / "toy.json").read_text())["summary"] == summary
+    # --baselines_from: AR and MDLM come from the first result, untrained and unmeasured here
+    for stage in ("ar", "mdlm"):
+        shutil.rmtree(tmp_path / "work" / stage)
+        for name in (f"quality-{stage}", f"speed-{stage}"):
+            (tmp_path / "work" / "eval" / f"{name}.json").unlink()
+    reuse = [*cmd[:-1], str(tmp_path / "results-reuse"), "--baselines_from", str(tmp_path / "results" / "toy.json")]
+    third = subprocess.run(reuse, cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "s of training" not in third.stdout and not (tmp_path / "work" / "ar").exists()
+    reused = json.loads((tmp_path / "results-reuse" / "toy.json").read_text())
+    for key in ("quality", "speed"):
+        assert [r for r in reused[key] if r["arm"] in ("ar", "mdlm")] == [r for r in out[key]
+                                                                          if r["arm"] in ("ar", "mdlm")]
+    assert reused["baseline_training"] == out["baseline_training"] and reused["summary"] == summary
+    check = reused["baselines_from"]["reproducibility"]
+    assert check["quality_points_compared"] == 8 and check["max_relative_gen_ppl_difference"] == 0  # cached LDLM
+    assert check["median_throughput_ratio_new_over_old"] == 1.0
+
+
+def test_baselines_from_refuses_a_result_of_another_run(tmp_path):
+    from benchmarks.reuse_baselines import check_same_scoring, load_reused_baselines
+
+    old = {"tier": "cpu-long", "seed": 0, "train_metrics": {"ldlm": {"total_flos": 1.0, "epoch": 2.0}},
+           "quality": [], "speed": [{"arm": "ar"}, {"arm": "mdlm"}], "baseline_training": {},
+           "scorer_checksum": "abc", "control": {"entropy": 2.5}}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    metrics = {"total_flos": 1.0, "epoch": 2.0}
+    assert load_reused_baselines(path, "cpu-long", 0, metrics)["tier"] == "cpu-long"
+    with pytest.raises(ValueError, match="same tier and seed"):
+        load_reused_baselines(path, "cpu", 0, metrics)
+    with pytest.raises(ValueError, match="trained differently"):
+        load_reused_baselines(path, "cpu-long", 0, {"total_flos": 2.0, "epoch": 2.0})
+    with pytest.raises(ValueError, match="no such file"):
+        load_reused_baselines(tmp_path / "missing.json", "cpu-long", 0, metrics)
+    with pytest.raises(ValueError, match="another scorer"):
+        check_same_scoring(old, "xyz", {"entropy": 2.5}, path)
+    with pytest.raises(ValueError, match="held-out entropy"):
+        check_same_scoring(old, "abc", {"entropy": 2.6}, path)
