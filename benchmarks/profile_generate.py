@@ -6,7 +6,9 @@
 Each part is timed on its own, on exactly the tensors `generate()` gives it (median of warm runs): the denoiser calls
 (S steps), the latent decoder, the token decoder's body, the vocabulary head over the positions read, token
 sampling and the read-out, and drawing the per-row random numbers (one generator per row). `generate()` itself is
-timed end to end; "rest" is what the parts do not explain (Python, solver arithmetic). FLOPs are counted with
+timed end to end, and again with the vocabulary head as one call over the whole canvas instead of position chunks
+for the rows not yet ended (the ids are the same; a trained checkpoint shows the saving, random weights rarely end
+a row early); "rest" is what the parts do not explain (Python, solver arithmetic). FLOPs are counted with
 `torch.utils.flop_counter.FlopCounterMode` (matmuls and attention), and the achieved rate of each part is set
 against a dense fp32 matmul measured in the same run. Run it on a quiet machine: it times.
 """
@@ -18,6 +20,7 @@ import json
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -26,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import modeling_ldlm.generation_ldlm as generation_ldlm  # noqa: E402
 from modeling_ldlm import LDLMConfig, LDLMForDiffusionGeneration  # noqa: E402
 from modeling_ldlm.canvas import unconditional_canvas  # noqa: E402
 from modeling_ldlm.generation_ldlm import sample_tokens  # noqa: E402
@@ -67,6 +71,18 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(runs)
 
 
+def timed_side_by_side(a, b, repeats: int) -> tuple[float, float]:
+    """Medians of `a` and `b` timed alternately (a, b, b, a, ...), so that drift of the machine hits both alike."""
+    a(), b()
+    runs = {a: [], b: []}
+    for i in range(repeats):
+        for fn in ((a, b) if i % 2 == 0 else (b, a)):
+            start = time.perf_counter()
+            fn()
+            runs[fn].append(time.perf_counter() - start)
+    return statistics.median(runs[a]), statistics.median(runs[b])
+
+
 def flops(fn) -> int:
     counter = FlopCounterMode(display=False)
     with counter:
@@ -78,6 +94,17 @@ def matmul_rate(repeats: int) -> float:
     """GFLOP/s of a dense 2048 x 2048 fp32 matmul."""
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     return 2 * 2048**3 / timed(lambda: a @ b, repeats) / 1e9
+
+
+@contextmanager
+def one_head_call():
+    """generate() with the vocabulary head as one call over the canvas (no position chunks)."""
+    saved = generation_ldlm.HEAD_CHUNK_MIN_ROWS
+    generation_ldlm.HEAD_CHUNK_MIN_ROWS = 2**62
+    try:
+        yield
+    finally:
+        generation_ldlm.HEAD_CHUNK_MIN_ROWS = saved
 
 
 @torch.no_grad()
@@ -109,11 +136,16 @@ def profile(model: LDLMForDiffusionGeneration, batch: int, steps: int, repeats: 
         model.generate(num_return_sequences=batch, num_inference_steps=steps, self_conditioning=True,
                        generator=torch.Generator().manual_seed(0))
 
-    total_s, total_flops = timed(whole, repeats), flops(whole)
+    def whole_one_head_call():
+        with one_head_call():
+            whole()
+
+    (total_s, one_call_s), total_flops = timed_side_by_side(whole, whole_one_head_call, repeats), flops(whole)
     rows["rest (Python, solver arithmetic)"] = {"seconds": max(total_s - sum(r["seconds"] for r in rows.values()), 0.0),
                                                 "gflop": 0.0, "gflop_per_s": 0.0}
     return {"batch": batch, "steps": steps, "generate_seconds": total_s, "generate_gflop": total_flops / 1e9,
             "gflop_per_sequence": total_flops / 1e9 / batch, "generate_gflop_per_s": total_flops / 1e9 / total_s,
+            "generate_seconds_one_head_call": one_call_s,
             "parts": rows}
 
 
@@ -123,7 +155,8 @@ def markdown(result: dict) -> str:
     for run in result["runs"]:
         lines += [f"**{run['size']}**, batch {run['batch']}, {run['steps']} steps: generate() {run['generate_seconds']:.3f} "
                   f"s, {run['gflop_per_sequence']:.3f} GFLOP per sequence, {run['generate_gflop_per_s']:.1f} GFLOP/s "
-                  f"({run['generate_gflop_per_s'] / result['matmul_gflop_per_s']:.2f} of the matmul rate)", "",
+                  f"({run['generate_gflop_per_s'] / result['matmul_gflop_per_s']:.2f} of the matmul rate); "
+                  f"{run['generate_seconds_one_head_call']:.3f} s with the head as one call", "",
                   "| part | seconds | share | GFLOP | GFLOP/s |", "|---|---|---|---|---|"]
         for name, part in run["parts"].items():
             lines.append(f"| {name} | {part['seconds']:.4f} | {part['seconds'] / run['generate_seconds']:.0%} | "

@@ -54,12 +54,26 @@ class Canvas:
 
     def read_out(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, >= read_width) canvas ids -> (B, C) completion ids, cut at EOS and padded."""
+        completion, _ = self._completion(tokens)
+        return cut_at_eos(completion, self.eos_ids, self.pad_id, self.search_from)
+
+    def ended_within(self, tokens: torch.Tensor, upto: int) -> torch.Tensor:
+        """(B,) True where a row's completion ends (its first EOS, by `read_out`'s rule) at a canvas position below
+        `upto`: the row's later positions are never read, so they need not be decoded. `tokens` (B, >= read_width)
+        need only be right below `upto`."""
+        completion, offsets = self._completion(tokens)
+        index = torch.arange(self.width, device=tokens.device)[None]  # (1, C)
+        is_eos = torch.isin(completion, self.eos_ids) & (index >= self.search_from[:, None]) & (offsets < upto)
+        return is_eos.any(1)
+
+    def _completion(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Canvas ids with the fixed tokens in place -> the completion's ids (B, C) and their canvas positions."""
         width = self.read_width
         tokens = tokens[:, :width]
         if self.fixed is not None:
             tokens = torch.where(self.fixed[:, :width], self.fixed_ids[:, :width], tokens)
         offsets = self.start[:, None] + torch.arange(self.width, device=tokens.device)[None]  # (B, C)
-        return cut_at_eos(tokens.gather(1, offsets), self.eos_ids, self.pad_id, self.search_from)
+        return tokens.gather(1, offsets), offsets
 
     def sequences(self, completion: torch.Tensor) -> torch.Tensor:
         """What `generate` returns: the prompt unchanged followed by the completion, or the completion alone."""

@@ -36,6 +36,11 @@ _UNUSED_INPUTS = ("use_cache", "token_type_ids")
 # The hub arguments `from_pretrained` hands to `adjust_generation_fn` that `GenerationConfig.from_pretrained` takes.
 _HUB_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision", "subfolder")
 
+# The vocabulary head runs in about HEAD_CHUNKS position chunks of at least HEAD_CHUNK_MIN positions (few enough
+# calls to cost no launch overhead, enough to skip most of a row's canvas after its EOS) and of at least
+# HEAD_CHUNK_MIN_ROWS matmul rows (batch x positions): below that the call is bound by reading the head's weight,
+# which every chunk reads again, so a small batch gets one call.
+HEAD_CHUNKS, HEAD_CHUNK_MIN, HEAD_CHUNK_MIN_ROWS = 4, 8, 256
 StepCallback = Callable[[int, float, torch.Tensor, torch.Tensor], "torch.Tensor | None"]
 
 
@@ -54,8 +59,10 @@ class LDLMGenerationOutput(ModelOutput):
 
 
 def sample_tokens(logits: torch.Tensor, do_sample: bool, temperature: float = 1.0, top_k: int | None = None,
-                  top_p: float = 1.0, generators: list[torch.Generator] | None = None) -> torch.Tensor:
-    """(B, L, V) logits -> (B, L) ids: argmax, or one inverse-CDF draw per position (one uniform per position)."""
+                  top_p: float = 1.0, generators: list[torch.Generator] | None = None,
+                  uniforms: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, L, V) logits -> (B, L) ids: argmax, or one inverse-CDF draw per position (one uniform per position,
+    drawn from `generators`, or `uniforms` (B, L) when the caller drew them)."""
     if not do_sample:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)  # (B, L, V)
@@ -68,10 +75,15 @@ def sample_tokens(logits: torch.Tensor, do_sample: bool, temperature: float = 1.
             before = probs.cumsum(-1) - probs  # mass of the more likely tokens
             probs = probs.masked_fill(before >= top_p, 0.0)
     cdf = probs.cumsum(-1)
-    u = uniform_rows(tuple(logits.shape[:2]), generators, logits.device) if generators else torch.rand(
-        logits.shape[:2], device=logits.device)
+    u = uniforms if uniforms is not None else draw_uniforms(tuple(logits.shape[:2]), generators, logits.device)
     choice = torch.searchsorted(cdf, (u * cdf[..., -1])[..., None].contiguous()).clamp_max(probs.shape[-1] - 1)
     return (index.gather(-1, choice) if index is not None else choice)[..., 0]  # (B, L)
+
+
+def draw_uniforms(shape: tuple[int, int], generators: list[torch.Generator] | None,
+                  device: torch.device) -> torch.Tensor:
+    """The (B, L) uniforms of token sampling: row b from generator b, or from the global generator."""
+    return uniform_rows(shape, generators, device) if generators else torch.rand(shape, device=device)
 
 
 class StepHook:
@@ -148,10 +160,8 @@ class LDLMGenerationMixin:
             streamer.put(canvas.prompt.cpu())
         latents = sample(settings.solver, denoiser, z, grid, self.alpha_sigma, generator=generators,
                          noise_scale=settings.noise_scale, callback=hook)  # (B, N, D)
-        # 5. decode: the decoders run once, over the positions the output reads
-        logits = self.canvas_logits(latents, canvas.read_width)  # (B, W, V)
-        tokens = sample_tokens(logits, settings.do_sample, settings.temperature, settings.top_k, settings.top_p,
-                               generators)
+        # 5. decode: the decoders run once, the vocabulary head only where a row has not ended
+        tokens = self._decode_tokens(latents, canvas, settings, generators)  # (B, W)
         # 6. read out
         completion = canvas.read_out(tokens)
         sequences = canvas.sequences(completion)
@@ -210,6 +220,29 @@ class LDLMGenerationMixin:
             streamer.put_draft(value=canvas.read_out(tokens).cpu())
 
         return draft
+
+    def _decode_tokens(self, latents: torch.Tensor, canvas: Canvas, settings: LDLMGenerationConfig,
+                       generators: list[torch.Generator] | None) -> torch.Tensor:
+        """Latents (B, N, D) -> canvas ids (B, W). The decoders' body runs once over the canvas; the vocabulary head
+        and the token choice run in a few position chunks, each only for the rows whose completion has not ended in
+        the chunks before (a row's positions after its first EOS are never read). The ids read out are those of one
+        head call over the whole width: the same uniforms are drawn, and each position's choice is its own."""
+        width, batch = canvas.read_width, canvas.batch_size
+        features = self.token_decoder.features(self.decode_hidden(latents))[:, :width]  # (B, W, H)
+        uniforms = draw_uniforms((batch, width), generators, latents.device) if settings.do_sample else None
+        tokens = torch.full((batch, width), canvas.pad_id, dtype=torch.long, device=latents.device)
+        rows = torch.arange(batch, device=latents.device)
+        chunk = max(HEAD_CHUNK_MIN, -(-width // HEAD_CHUNKS), -(-HEAD_CHUNK_MIN_ROWS // batch))
+        for lo in range(0, width, chunk):
+            hi = min(lo + chunk, width)
+            logits = self.token_decoder.lm_head(features[rows, lo:hi]).float()  # (b, hi - lo, V)
+            tokens[rows, lo:hi] = sample_tokens(logits, settings.do_sample, settings.temperature, settings.top_k,
+                                                settings.top_p, uniforms=None if uniforms is None else
+                                                uniforms[rows, lo:hi])
+            rows = rows[~canvas.ended_within(tokens, hi)[rows]] if hi < width else rows
+            if rows.numel() == 0:
+                break
+        return tokens
 
     def canvas_logits(self, latents: torch.Tensor, width: int) -> torch.Tensor:
         """Latents (B, N, D) -> fp32 logits of the first `width` canvas positions (B, width, V); the vocabulary head

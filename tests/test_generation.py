@@ -140,6 +140,53 @@ def test_generate_cuts_at_eos():
     assert torch.equal(out[:, :6], ids) and out[:, 6:].tolist() == [[EOS], [EOS]]
 
 
+@pytest.mark.parametrize("do_sample", [False, True])
+def test_vocabulary_head_skips_ended_rows_and_reads_the_same_ids(monkeypatch, do_sample):
+    """The head runs in position chunks only for rows that have not ended: with one position per chunk (the most
+    skipping) every mode reads the same ids as one head call over the whole canvas, and the head runs less."""
+    import modeling_ldlm.generation_ldlm as generation
+
+    model = tiny_model().eval()
+    head = model.token_decoder.lm_head
+    with torch.no_grad():  # a strong, position-dependent EOS logit: rows end at different positions
+        head.weight[EOS] = 30 * head.weight[EOS].std() * torch.randn(head.weight.shape[1],
+                                                                      generator=torch.Generator().manual_seed(1))
+        head.bias[EOS] = 1.0
+    ids, mask = token_batch(2, 5, lengths=[5, 3])
+    template = torch.randint(4, VOCAB, (2, 12), generator=torch.Generator().manual_seed(0))
+    fixed = torch.zeros(2, 12, dtype=torch.bool)
+    fixed[:, [0, 1, 7]] = True
+    modes = {"unconditional": dict(num_return_sequences=16), "prompt": dict(input_ids=ids, attention_mask=mask),
+             "infilling": dict(fixed_tokens=template, fixed_mask=fixed)}
+
+    defaults = generation.HEAD_CHUNKS, generation.HEAD_CHUNK_MIN, generation.HEAD_CHUNK_MIN_ROWS
+
+    def run(kwargs, chunks, minimum, minimum_rows=1):
+        monkeypatch.setattr(generation, "HEAD_CHUNKS", chunks)
+        monkeypatch.setattr(generation, "HEAD_CHUNK_MIN", minimum)
+        monkeypatch.setattr(generation, "HEAD_CHUNK_MIN_ROWS", minimum_rows)
+        positions = []
+        hook = model.token_decoder.lm_head.register_forward_hook(
+            lambda module, args, out: positions.append(out.shape[:-1].numel()))
+        try:
+            out = model.generate(**kwargs, num_inference_steps=3, do_sample=do_sample,
+                                 generator=torch.Generator().manual_seed(0))
+        finally:
+            hook.remove()
+        return out, sum(positions)
+
+    for name, kwargs in modes.items():
+        whole, whole_positions = run(kwargs, 1, 10**6)
+        chunked, chunked_positions = run(kwargs, 10**6, 1)
+        default, _ = run(kwargs, *defaults)
+        assert torch.equal(chunked, whole) and torch.equal(default, whole), name
+        assert chunked_positions <= whole_positions, name
+        if name == "unconditional":
+            first_eos = {int(row.eq(EOS).nonzero()[0]) if row.eq(EOS).any() else len(row) for row in whole}
+            assert len(first_eos) > 1  # rows end at different places
+            assert chunked_positions < whole_positions
+
+
 def test_token_sampling_filters():
     logits = torch.randn(2, 5, VOCAB)
     argmax = logits.argmax(-1)
