@@ -62,6 +62,24 @@ def speed_at_quality_table(points: list[dict], batch: str) -> str:
                   "vs AR latency"], rows)
 
 
+def provenance(result: dict) -> list[str]:
+    """Where the distilled students and any reused baseline rows came from, and what they cost."""
+    out = []
+    d = result.get("distillation")
+    if d:
+        out.append(f"\nDistilled students: stages {d['stages']}, {fmt(d['distill_seconds'])} s of distillation against "
+                   f"the teacher's {fmt(d['teacher_train_seconds'])} s of training.")
+    reuse = result.get("baselines_from")
+    if reuse:
+        r = reuse["reproducibility"]
+        out.append(f"\nAR and MDLM rows reused from `{reuse['file']}` (trained {fmt(reuse['train_seconds_per_arm'])} s "
+                   f"each; not re-measured). LDLM against that file: largest gen-PPL difference "
+                   f"{fmt(r['max_relative_gen_ppl_difference'])} over {r['quality_points_compared']} points, median "
+                   f"speed ratio new/old {fmt(r['median_latency_ratio_new_over_old'])} (batch-1 latency) and "
+                   f"{fmt(r['median_throughput_ratio_new_over_old'])} (throughput).")
+    return out
+
+
 def render(result: dict, work_dir: Path | None = None) -> str:
     s = result["summary"]
     batch_key = next(k for k in result["speed"][0] if k.startswith("throughput_batch") and k.endswith("seq_per_s"))
@@ -124,6 +142,7 @@ def render(result: dict, work_dir: Path | None = None) -> str:
     out.append("\n" + table(["LDLM run", "paper's claim", f"gen-PPL at entropy {s['reference_entropy']:.2f} "
                              f"({ldlm_arm}, {steps} steps)", "argmax entropy", "argmax gen-PPL",
                              "reconstruction accuracy", "latent variance share"], rows))
+    out += provenance(result)
     examples = [f"- **{r['arm']}** ({r['steps'] or '–'} steps, knob {r['knob']}): " + " / ".join(
         repr(t[:120]) for t in r["examples"][:2]) for r in result["quality"] if r["knob"] == 1.0]
     out.append("\nSamples (knob 1.0, first two):\n\n" + "\n".join(examples))

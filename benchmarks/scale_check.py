@@ -2,6 +2,7 @@
 
     python benchmarks/scale_check.py --count_only            # any machine, ~2 min on 2 cores: parameters, FLOPs, memory
     python benchmarks/scale_check.py                         # a GPU: also training and generation speed (~10 min)
+    python benchmarks/scale_check.py --batches 1 --generation_steps 10 50   # CPU at full size: ~8 min on 2 cores
     python benchmarks/scale_check.py --reduced               # CPU, toy widths: the same code path, for the tests
 
 The model is built from configs alone (GPT-2 small's config for the frozen LM, random weights, random tokens): no
@@ -157,7 +158,7 @@ def measure_training(step_fn, sizes: list[int], tokens_per_sequence: int, checkp
     return rows
 
 
-def measured(reduced: bool, sizes: list[int], device: str) -> dict:
+def measured(reduced: bool, sizes: list[int], device: str, generation_steps: tuple[int, ...] = (10, 50, 200)) -> dict:
     """Speed and memory on this device (bf16 autocast on a GPU, fp32 on a CPU)."""
     config = paper_config(reduced)
     torch.manual_seed(0)
@@ -183,7 +184,7 @@ def measured(reduced: bool, sizes: list[int], device: str) -> dict:
             model.gradient_checkpointing_disable()
     model.eval()
     generation = {}
-    for steps in (10, 50, 200):
+    for steps in generation_steps:
         with torch.autocast(device_type=device, dtype=dtype, enabled=device == "cuda"):
             seconds = timed(lambda steps=steps: model.generate(num_return_sequences=sizes[0], num_inference_steps=steps),
                             repeats=1)
@@ -219,13 +220,15 @@ def main() -> None:
     parser.add_argument("--reduced", action="store_true", help="toy widths (CPU, the tests)")
     parser.add_argument("--count_only", action="store_true", help="only what the meta device can count")
     parser.add_argument("--batches", type=int, nargs="+", default=None, help="default: 8 16 32 (2 4 reduced)")
+    parser.add_argument("--generation_steps", type=int, nargs="+", default=[10, 50, 200])
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     result = {"sizes": "reduced" if args.reduced else "paper-owt (GPT-2 small frozen, L = N = 1024, D = 768)",
               "counted": counted(args.reduced)}
     if not args.count_only:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        result["measured"] = measured(args.reduced, args.batches or ([2, 4] if args.reduced else [8, 16, 32]), device)
+        result["measured"] = measured(args.reduced, args.batches or ([2, 4] if args.reduced else [8, 16, 32]), device,
+                                      tuple(args.generation_steps))
     text = json.dumps(result, indent=1, default=str)
     if args.output is not None:
         args.output.write_text(text)

@@ -27,7 +27,7 @@ class LDLMGenerationConfig(GenerationConfig):
 
     Args:
         num_inference_steps (`int`, defaults to 10): points of the time grid (denoiser calls, 2S - 1 for `"heun"`);
-            10 scored within a few percent of 50 and 100 in the CPU benchmarks. Distilled students default to theirs.
+            10 scored within about 10% of 50 and 100 in the CPU benchmarks. Distilled students default to theirs.
         solver (`str`, defaults to `"euler"`): `"euler"` (DDIM), `"euler_maruyama"`, `"ddpm"`, `"dpmpp_2m"`, `"heun"`.
         t_max, t_min (`float`, defaults to 1.0, 0.05): the grid runs from t_max down to t_min, then jumps to 0.
         time_spacing (`str`, defaults to `"uniform"`): `"uniform"`, `"learned"` (the model's adaptive-timestep

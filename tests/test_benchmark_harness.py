@@ -77,6 +77,7 @@ def test_toy_benchmark_end_to_end(tmp_path):
     check = reused["baselines_from"]["reproducibility"]
     assert check["quality_points_compared"] == 8 and check["max_relative_gen_ppl_difference"] == 0  # cached LDLM
     assert check["median_throughput_ratio_new_over_old"] == 1.0
+    assert "rows reused from" in render(reused) and "Distilled students: stages [2, 1]" in render(reused)
 
 
 def test_baselines_from_refuses_a_result_of_another_run(tmp_path):

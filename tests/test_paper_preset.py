@@ -43,9 +43,9 @@ LOAD = textwrap.dedent("""
 def test_owt_paper_preset_runs_end_to_end_at_reduced_width(tmp_path):
     lm = tiny_gpt2_folder(tmp_path / "gpt2", num_layers=4, positions=1024)  # layer -3 exists
     with gzip.open(ROOT / "data" / "brown.txt.gz", "rt", encoding="utf-8") as f:
-        lines = [next(f).strip() for _ in range(3000)]
-    (tmp_path / "train.txt").write_text("\n".join(lines[:2700]))
-    (tmp_path / "valid.txt").write_text("\n".join(lines[2700:]))
+        lines = [next(f).strip() for _ in range(1000)]
+    (tmp_path / "train.txt").write_text("\n".join(lines[:850]))
+    (tmp_path / "valid.txt").write_text("\n".join(lines[850:]))
     out = tmp_path / "out"
     summary = main([str(PRESETS / "owt-paper.yaml"), "--frozen_lm", str(lm), "--config_overrides", WIDTHS,
                     "--dataset_name", "none", "--train_file", str(tmp_path / "train.txt"),
