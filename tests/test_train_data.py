@@ -46,6 +46,22 @@ def test_packed_mode_chunks_exactly(tmp_path, tokenizer):
     assert tokenizer.sep_token_id in sum(tok["train"]["input_ids"], [])
 
 
+@pytest.mark.parametrize("mode", ["sentence", "packed"])
+def test_streaming_gives_the_ids_of_the_materialised_pipeline(tmp_path, tokenizer, mode):
+    """A stream is tokenised lazily but yields exactly the examples of the materialised path, in the same order;
+    without a validation file it holds out the first rows."""
+    lines = [" ".join(f"w{(i * 3 + j) % 50}" for j in range(i % 11 + 1)) for i in range(2500)] + ["", " "]
+    train, valid = write(tmp_path / "t.txt", lines), write(tmp_path / "v.txt", lines[:300])
+    whole = tokenize(load_text(train_file=train, validation_file=valid), tokenizer, max_length=8, mode=mode)
+    stream = tokenize(load_text(train_file=train, validation_file=valid, streaming=True), tokenizer, max_length=8,
+                      mode=mode)
+    for split in ("train", "validation"):
+        assert [x["input_ids"] for x in stream[split]] == whole[split]["input_ids"], split
+    held_out = load_text(train_file=train, streaming=True, streaming_validation_rows=40)
+    assert [x["text"] for x in held_out["validation"]] == lines[:40]
+    assert next(iter(held_out["train"]))["text"] == lines[40]
+
+
 def test_bad_data_raises(tmp_path, tokenizer):
     with pytest.raises(ValueError, match="empty"):
         (tmp_path / "e.txt").write_text("")

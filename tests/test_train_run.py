@@ -54,6 +54,9 @@ def test_run_end_to_end_and_push_folder(setup, tmp_path):
     summary = main(argv(base, lm, out, "--cache_hidden_states", "true", "--hidden_states_cache_dir",
                         str(tmp_path / "cache")))
     assert summary["metrics"]["eval_token_accuracy"] >= 0 and "eval_latent_variance_share" in summary["metrics"]
+    # the default warmup: S_wu = 0.3 x 4 steps, rounded to 1, from step 0 (no --gamma_start_accuracy)
+    assert {k: summary["metrics"][k] for k in ("gamma_start_step", "gamma_one_step", "gamma_one_fraction")} == {
+        "gamma_start_step": 0, "gamma_one_step": 1, "gamma_one_fraction": 0.75}
     files = uploaded_files(out)
     for name in ("config.json", "model.safetensors", "modeling_ldlm.py", "configuration_ldlm.py",
                  "tokenizer_config.json", "README.md"):
@@ -103,6 +106,26 @@ def test_bad_arguments(setup, tmp_path):
         main(argv(base, lm, tmp_path / "c", "--train_file", str(tmp_path / "empty.txt")))
     with pytest.raises(ValueError, match="frozen_lm"):
         main(argv(base, lm, tmp_path / "d")[2:])
+
+
+def test_streaming_run_trains_and_refuses_what_a_stream_cannot_do(setup, tmp_path):
+    base, lm = setup
+    summary = main(argv(base, lm, tmp_path / "s", "--streaming", "true", "--streaming_validation_rows", "30",
+                        "--num_samples", "0"))
+    assert summary["train_examples"] is None  # a stream's length is unknown
+    assert summary["metrics"]["train_loss"] > 0 and summary["metrics"]["eval_token_accuracy"] >= 0
+    with pytest.raises(ValueError, match="--streaming needs --max_steps"):
+        main(argv(base, lm, tmp_path / "e", "--streaming", "true", "--max_steps", "-1", "--num_train_epochs", "1"))
+    with pytest.raises(ValueError, match="cannot be combined with --streaming"):
+        main(argv(base, lm, tmp_path / "f", "--streaming", "true", "--cache_hidden_states", "true"))
+
+
+def test_an_fsdp_launch_that_accelerate_would_not_shard_is_refused(setup, tmp_path, monkeypatch):
+    """accelerate enables FSDP only on accelerators: on the CPU the FSDP config would silently train unsharded."""
+    base, lm = setup
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what `accelerate launch --config_file fsdp.yaml` sets
+    with pytest.raises(ValueError, match="accelerate enables FSDP only on GPUs"):
+        main(argv(base, lm, tmp_path / "fsdp", "--num_samples", "0", "--ema_decay", "0"))
 
 
 def test_yaml_presets_parse_and_override(tmp_path):

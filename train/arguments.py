@@ -73,6 +73,13 @@ class DataArguments:
     hidden_states_cache_max_gb: float = field(default=20.0, metadata={
         "help": "Refuse --cache_hidden_states when the cache (held in RAM and on disk, fp16) would exceed this."})
     hidden_stats_examples: int = 2000
+    streaming: bool = field(default=False, metadata={
+        "help": "Read and tokenise the text lazily as training consumes it (datasets iterable datasets): nothing "
+                "is materialised. Needs --max_steps; not with --cache_hidden_states."})
+    streaming_validation_rows: int = field(default=1000, metadata={
+        "help": "--streaming without a validation split: hold out this many first rows of the training text."})
+    streaming_shuffle_buffer: int = field(default=10_000, metadata={
+        "help": "--streaming: examples held in the shuffle buffer (shuffling a stream is approximate)."})
 
 
 @dataclass

@@ -4,6 +4,10 @@ LM's tokenizer (cached by `datasets`), in two modes:
 - sentence: one line per example, [text + EOS], over-long lines truncated (keeping EOS) or dropped, padded per batch;
 - packed: documents concatenated with EOS between them and chunked into blocks of exactly L tokens.
 
+With `streaming=True` the text is read and tokenised lazily (`datasets` iterable datasets) as training consumes it,
+so a corpus is never materialised, in memory or on disk; without it, tokenisation runs once over the whole corpus
+and `datasets` keeps the result as memory-mapped Arrow files (memory stays flat; the disk holds the ids).
+
 Optionally the raw frozen-LM hidden states of every example are computed once and kept in float16 (in memory and in
 a cache file), so training skips the frozen LM (`forward(hidden_states=...)`).
 """
@@ -15,7 +19,7 @@ import os
 from typing import Any
 
 import torch
-from datasets import Dataset, DatasetDict, load_dataset
+from datasets import Dataset, DatasetDict, IterableDatasetDict, load_dataset
 from datasets.exceptions import DatasetGenerationError
 
 from modeling_ldlm.token_ids import end_of_sequence_id
@@ -27,10 +31,12 @@ ENCODING_ERRORS = ("strict", "replace", "ignore")
 
 def load_text(dataset_name: str | None = None, dataset_config_name: str | None = None,
               train_file: str | None = None, validation_file: str | None = None, text_column: str = "text",
-              validation_split_percentage: float = 5.0, encoding_errors: str = "strict") -> DatasetDict:
+              validation_split_percentage: float = 5.0, encoding_errors: str = "strict", streaming: bool = False,
+              streaming_validation_rows: int = 1000) -> DatasetDict | IterableDatasetDict:
     """Raw text as a DatasetDict with "train" and "validation" splits and a "text" column. Without a validation
-    split, the last `validation_split_percentage` percent of the training rows become validation. Local files are
-    read as UTF-8; `encoding_errors` ('strict', 'replace', 'ignore') says what to do with other bytes.
+    split, the last `validation_split_percentage` percent of the training rows become validation (streaming: the
+    first `streaming_validation_rows` rows, since a stream's length is unknown). Local files are read as UTF-8;
+    `encoding_errors` ('strict', 'replace', 'ignore') says what to do with other bytes.
     `dataset_name="none"` unsets a preset's Hub dataset (e.g. to run a Hub preset on a local --train_file)."""
     if dataset_name is not None and dataset_name.lower() == "none":
         dataset_name = None
@@ -40,7 +46,7 @@ def load_text(dataset_name: str | None = None, dataset_config_name: str | None =
     if dataset_name is None and train_file is None:
         raise ValueError("Give either --dataset_name (a Hub dataset) or --train_file (local text files).")
     if dataset_name is not None:
-        raw = load_dataset(dataset_name, dataset_config_name)
+        raw = load_dataset(dataset_name, dataset_config_name, streaming=streaming)
     else:
         for path in [train_file, validation_file]:
             if path is not None and not os.path.isfile(path):
@@ -53,7 +59,7 @@ def load_text(dataset_name: str | None = None, dataset_config_name: str | None =
         if validation_file is not None:
             files["validation"] = validation_file
         try:
-            raw = load_dataset("text", data_files=files, encoding_errors=encoding_errors)
+            raw = load_dataset("text", data_files=files, encoding_errors=encoding_errors, streaming=streaming)
         except DatasetGenerationError as err:
             cause = err.__cause__ or err.__context__
             if not isinstance(cause, UnicodeDecodeError):
@@ -64,11 +70,13 @@ def load_text(dataset_name: str | None = None, dataset_config_name: str | None =
                              "U+FFFD, or --encoding_errors ignore to drop them.") from err
     if "train" not in raw:
         raise ValueError(f"The dataset has no 'train' split (splits: {list(raw)}).")
-    if text_column not in raw["train"].column_names:
-        raise ValueError(f"Column {text_column!r} not in the dataset; columns: {raw['train'].column_names}. "
-                         "Set --text_column.")
+    columns = raw["train"].column_names
+    if columns is not None and text_column not in columns:
+        raise ValueError(f"Column {text_column!r} not in the dataset; columns: {columns}. Set --text_column.")
     if text_column != "text":
         raw = raw.rename_column(text_column, "text")
+    if streaming:
+        return _streaming_splits(raw, streaming_validation_rows)
     raw = DatasetDict({k: v.select_columns(["text"]) for k, v in raw.items()})
     if len(raw["train"]) == 0:
         raise ValueError("The training data is empty.")
@@ -83,6 +91,17 @@ def load_text(dataset_name: str | None = None, dataset_config_name: str | None =
     return raw
 
 
+def _streaming_splits(raw: IterableDatasetDict, validation_rows: int) -> IterableDatasetDict:
+    """Train and validation streams with only the "text" column; without a validation split, the first
+    `validation_rows` training rows are held out."""
+    raw = IterableDatasetDict({k: v.select_columns(["text"]) for k, v in raw.items()})
+    if "validation" not in raw:
+        if validation_rows < 1:
+            raise ValueError("No validation split: set --validation_file or --streaming_validation_rows >= 1.")
+        raw = IterableDatasetDict(train=raw["train"].skip(validation_rows), validation=raw["train"].take(validation_rows))
+    return raw
+
+
 def _eos_id(tokenizer: Any) -> int:
     eos = end_of_sequence_id(tokenizer)
     if eos is None:
@@ -90,9 +109,10 @@ def _eos_id(tokenizer: Any) -> int:
     return eos
 
 
-def tokenize(raw: DatasetDict, tokenizer: Any, max_length: int, mode: str = "sentence",
-             long_lines: str = "truncate", num_proc: int | None = None) -> DatasetDict:
-    """Token ids (column "input_ids") per split; empty lines are skipped. Cached by `datasets` fingerprints."""
+def tokenize(raw: DatasetDict | IterableDatasetDict, tokenizer: Any, max_length: int, mode: str = "sentence",
+             long_lines: str = "truncate", num_proc: int | None = None) -> DatasetDict | IterableDatasetDict:
+    """Token ids (column "input_ids") per split; empty lines are skipped. Cached by `datasets` fingerprints; an
+    iterable (streaming) input gives iterable splits, tokenised as they are read."""
     if mode not in MODES:
         raise ValueError(f"data mode must be one of {MODES}, got {mode!r}.")
     if long_lines not in LONG_LINES:
@@ -124,6 +144,9 @@ def tokenize(raw: DatasetDict, tokenizer: Any, max_length: int, mode: str = "sen
         return {"input_ids": [stream[i: i + max_length] for i in range(0, usable, max_length)]}
 
     fn = sentence if mode == "sentence" else packed
+    if isinstance(raw, IterableDatasetDict):
+        return IterableDatasetDict({k: v.map(fn, batched=True, batch_size=1000, remove_columns=["text"])
+                                    for k, v in raw.items()})
     out = raw.map(fn, batched=True, batch_size=1000, remove_columns=["text"], num_proc=num_proc,
                   desc=f"Tokenising ({mode}, L={max_length})")
     for split, ds in out.items():

@@ -8,6 +8,7 @@ Command-line flags override the YAML preset.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -21,6 +22,7 @@ if __package__ in (None, ""):  # `python train/run.py`: make the repository root
 
 import torch
 import yaml
+from datasets import Dataset
 from transformers import HfArgumentParser, set_seed
 from transformers.utils import logging
 
@@ -119,25 +121,24 @@ def build_model(model_args: ModelArguments) -> LDLMForDiffusionGeneration:
 
 def prepare_data(model, data_args: DataArguments, training_args: LDLMTrainingArguments, fit_statistics: bool = True):
     """(train, validation) datasets for the model's tokenizer and length, with cached frozen-LM states if asked;
-    fits the hidden-state statistics of a new model unless `fit_statistics=False`."""
+    fits the hidden-state statistics of a new model unless `fit_statistics=False`. With --streaming the training
+    set is a lazy, buffer-shuffled stream and the validation rows are read once."""
     tokenizer = model.tokenizer
     if tokenizer is None:
         raise ValueError("The model has no tokenizer: the frozen LM folder / checkpoint must include one.")
+    if data_args.streaming:
+        check_streaming_arguments(data_args, training_args)
     with training_args.main_process_first(desc="tokenise"):
         raw = load_text(data_args.dataset_name, data_args.dataset_config_name, data_args.train_file,
                         data_args.validation_file, data_args.text_column, data_args.validation_split_percentage,
-                        data_args.encoding_errors)
+                        data_args.encoding_errors, data_args.streaming, data_args.streaming_validation_rows)
         tokens = tokenize(raw, tokenizer, model.config.max_sequence_length, data_args.data_mode,
                           data_args.long_lines, data_args.preprocessing_num_workers)
     train, valid = tokens["train"], tokens["validation"]
-    if data_args.max_train_samples is not None:
-        train = train.select(range(min(data_args.max_train_samples, len(train))))
-    if data_args.max_eval_samples is not None:
-        valid = valid.select(range(min(data_args.max_eval_samples, len(valid))))
-    needed = training_args.per_device_train_batch_size * training_args.world_size
-    if len(train) < needed:
-        raise ValueError(f"Only {len(train)} training examples but one batch needs {needed} "
-                         "(per_device_train_batch_size x processes): lower the batch size or give more data.")
+    if data_args.streaming:
+        train, valid = streamed_splits(train, valid, data_args, training_args)
+    else:
+        train, valid = materialised_splits(train, valid, data_args, training_args)
     pad = model.config.pad_token_id
     if data_args.cache_hidden_states:
         check_hidden_cache_budget(len(train) + len(valid), model.config.max_sequence_length,
@@ -152,10 +153,44 @@ def prepare_data(model, data_args: DataArguments, training_args: LDLMTrainingArg
             model.fit_hidden_statistics_from_states(train_states[: data_args.hidden_stats_examples])
         return CachedHiddenDataset(train, train_states), CachedHiddenDataset(valid, valid_states)
     if fit_statistics and not bool(model.hidden_stats_fitted):
+        examples = itertools.islice(iter(train), data_args.hidden_stats_examples)
         collate = LDLMCollator(pad)
-        n = min(data_args.hidden_stats_examples, len(train))
-        batches = (collate([train[i] for i in range(s, min(s + 64, n))]) for s in range(0, n, 64))
+        batches = (collate(chunk) for chunk in iter(lambda: list(itertools.islice(examples, 64)), []))
         model.fit_hidden_statistics((b["input_ids"], b["attention_mask"]) for b in batches)
+    return train, valid
+
+
+def check_streaming_arguments(data_args: DataArguments, training_args: LDLMTrainingArguments) -> None:
+    if data_args.cache_hidden_states:
+        raise ValueError("--cache_hidden_states needs the whole corpus tokenised up front; it cannot be combined with "
+                         "--streaming.")
+    if training_args.max_steps <= 0:
+        raise ValueError("--streaming needs --max_steps > 0: a stream's length, and so an epoch, is unknown.")
+
+
+def materialised_splits(train, valid, data_args: DataArguments, training_args: LDLMTrainingArguments):
+    if data_args.max_train_samples is not None:
+        train = train.select(range(min(data_args.max_train_samples, len(train))))
+    if data_args.max_eval_samples is not None:
+        valid = valid.select(range(min(data_args.max_eval_samples, len(valid))))
+    needed = training_args.per_device_train_batch_size * training_args.world_size
+    if len(train) < needed:
+        raise ValueError(f"Only {len(train)} training examples but one batch needs {needed} "
+                         "(per_device_train_batch_size x processes): lower the batch size or give more data.")
+    return train, valid
+
+
+def streamed_splits(train, valid, data_args: DataArguments, training_args: LDLMTrainingArguments):
+    """The training stream, capped and buffer-shuffled; the validation rows read once into memory."""
+    if data_args.max_train_samples is not None:
+        train = train.take(data_args.max_train_samples)
+    train = train.shuffle(seed=training_args.seed, buffer_size=data_args.streaming_shuffle_buffer)
+    if data_args.max_eval_samples is not None:
+        valid = valid.take(data_args.max_eval_samples)
+    valid = Dataset.from_list(list(valid))
+    if len(valid) == 0:
+        raise ValueError("The validation stream gave no examples: give more validation text, a --validation_file, or "
+                         "raise --streaming_validation_rows.")
     return train, valid
 
 
@@ -188,11 +223,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         resume = True  # the newest complete checkpoint-* in --output_dir
     result = trainer.train(resume_from_checkpoint=resume)
     metrics = dict(result.metrics)
+    metrics.update(trainer.warmup_milestones())
     metrics.update(trainer.evaluate())
     trainer.save_model()  # the EMA weights, config, remote code, tokenizer (and generation config)
     command = " ".join(map(shlex.quote, ["train/run.py", *argv]))
     summary: dict[str, Any] = {"metrics": metrics, "world_size": training_args.world_size, "command": command,
-                               "train_examples": len(train_ds)}
+                               "train_examples": len(train_ds) if hasattr(train_ds, "__len__") else None}
     if trainer.is_world_process_zero():
         out = training_args.output_dir
         final = LDLMForDiffusionGeneration.from_pretrained(out).eval()
@@ -214,6 +250,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "eval_token_accuracy", "eval_latent_variance_share"):
             if key in metrics and not (isinstance(metrics[key], float) and math.isnan(metrics[key])):
                 print(f"{key}: {metrics[key]:.4f}")
+        if metrics.get("gamma_start_step") is not None:
+            print(f"gamma warmup: started at step {metrics['gamma_start_step']}, reached 1 at step "
+                  f"{metrics['gamma_one_step']} ({metrics['gamma_one_fraction']:.0%} of the run trained jointly)")
         print(f"Saved to {out} in {summary['wall_time_s']} s")
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="LDLM training run")  # uploads output_dir without checkpoint-* folders

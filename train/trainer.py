@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import EvalPrediction, Trainer, TrainerCallback
+from transformers import EvalPrediction, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import EvalLoopOutput, get_last_checkpoint
 from transformers.utils import logging
 
@@ -56,6 +56,11 @@ class _OptimizerStepGuard(TrainerCallback):
         self.trainer._guard_optimizer_step()
 
 
+def fsdp_requested(args: TrainingArguments) -> bool:
+    """Whether the launch asks for FSDP: accelerate's config (it sets ACCELERATE_USE_FSDP) or the Trainer's --fsdp."""
+    return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" or bool(args.fsdp)
+
+
 class LDLMTrainer(AtomicCheckpointsMixin, Trainer):
     """`transformers.Trainer` for `LDLMForDiffusionGeneration`; `args` is a `train.arguments.LDLMTrainingArguments`."""
 
@@ -75,6 +80,11 @@ class LDLMTrainer(AtomicCheckpointsMixin, Trainer):
         if trainable:  # e.g. after from_pretrained: the optimiser must never see the frozen LM
             logger.warning(f"Freezing {len(trainable)} frozen-LM parameters that had requires_grad=True.")
             self.accelerator.unwrap_model(self.model).frozen_lm.requires_grad_(False)
+        if fsdp_requested(a) and not self.is_fsdp_enabled:
+            raise ValueError("An FSDP launch (ACCELERATE_USE_FSDP=true or --fsdp) where accelerate does not shard: "
+                             "accelerate enables FSDP only on GPUs and other accelerators, so on the CPU this run "
+                             "would train unsharded, as plain data parallel. On a CPU launch with "
+                             "train/accelerate/ddp.yaml (ACCELERATE_USE_CPU=true); for FSDP, run on GPUs.")
         if self.is_fsdp_enabled and a.ema_decay > 0:
             raise ValueError("The weight EMA keeps full unsharded copies and does not support FSDP: pass --ema_decay 0.")
         self.warmup: WarmupState | None = None  # built in `train`, once the number of steps is known
@@ -98,6 +108,18 @@ class LDLMTrainer(AtomicCheckpointsMixin, Trainer):
         steps = a.gamma_warmup_steps if a.gamma_warmup_steps is not None else int(round(a.gamma_warmup_ratio * max_steps))
         return WarmupState(warmup_steps=steps, k=a.gamma_k, c=a.gamma_c, gamma_min=a.gamma_min,
                            accuracy_threshold=a.gamma_start_accuracy, enabled=a.gamma_warmup)
+
+    def warmup_milestones(self) -> dict[str, float | None]:
+        """Where the diffusion-to-encoder warmup started and where gamma reached 1 (optimiser steps), and the share
+        of the run trained at gamma = 1, i.e. jointly; a step is None when it was not reached."""
+        if self.warmup is None:
+            return {}
+        total = self.state.global_step
+        start = self.warmup.start_step if self.warmup.enabled else 0
+        one = None if start is None else start + (self.warmup.warmup_steps if self.warmup.enabled else 0)
+        reached = one is not None and one <= total
+        return {"gamma_start_step": start, "gamma_one_step": one if reached else None,
+                "gamma_one_fraction": (total - one) / total if reached and total else 0.0}
 
     def current_gamma(self) -> float:
         if self.warmup is None:
