@@ -128,9 +128,19 @@ def render(result: dict, work_dir: Path | None = None) -> str:
         row = next((r for r in rows if r["steps"] == steps and r["knob"] == 1.0), None)
         return [row["entropy"], row["gen_ppl"]] if row else [None, None]
 
+    def joint_from(m: dict) -> str:
+        """The step where gamma reached 1 and the share of the run trained jointly ('never': the warmup did not
+        finish; '–': recorded before runs logged it)."""
+        if "gamma_start_step" not in m:
+            return "–"
+        if m.get("gamma_one_step") is None:
+            return "never"
+        return f"{m['gamma_one_step']} ({m['gamma_one_fraction']:.0%} of the run)"
+
     full_argmax = argmax_point([r for r in result["quality"] if r["arm"] == "ldlm"])
     rows = [["full recipe", "–", matched.get(f"{ldlm_arm}@{steps}"), *full_argmax,
-             metrics.get("ldlm", {}).get("eval_token_accuracy"), metrics.get("ldlm", {}).get("eval_latent_variance_share")]]
+             metrics.get("ldlm", {}).get("eval_token_accuracy"), metrics.get("ldlm", {}).get("eval_latent_variance_share"),
+             joint_from(metrics.get("ldlm", {}))]]
     for a in result["ablations"]:
         m = metrics.get(f"ablation-{a['ablation']}", {})
         at = a["at_matched_entropy"]
@@ -138,10 +148,10 @@ def render(result: dict, work_dir: Path | None = None) -> str:
             f"{fmt(at.get('nearest_entropy'))})"
         rows.append([a["ablation"], a["paper_claim"], ppl,
                      *argmax_point(a.get("argmax_rows", [])), m.get("eval_token_accuracy"),
-                     m.get("eval_latent_variance_share")])
+                     m.get("eval_latent_variance_share"), joint_from(m)])
     out.append("\n" + table(["LDLM run", "paper's claim", f"gen-PPL at entropy {s['reference_entropy']:.2f} "
                              f"({ldlm_arm}, {steps} steps)", "argmax entropy", "argmax gen-PPL",
-                             "reconstruction accuracy", "latent variance share"], rows))
+                             "reconstruction accuracy", "latent variance share", "gamma = 1 from step"], rows))
     out += provenance(result)
     examples = [f"- **{r['arm']}** ({r['steps'] or '–'} steps, knob {r['knob']}): " + " / ".join(
         repr(t[:120]) for t in r["examples"][:2]) for r in result["quality"] if r["knob"] == 1.0]

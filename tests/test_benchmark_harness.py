@@ -47,6 +47,8 @@ def test_toy_benchmark_end_to_end(tmp_path):
 
     report = render(out)
     assert "full recipe" in report and "no_warmup" in report and "Ratios" in report and "argmax entropy" in report
+    assert out["train_metrics"]["ablation-no_warmup"]["gamma_one_step"] == 0  # no warmup: joint from the start
+    assert "gamma = 1 from step" in report and "| 0 (100% of the run) |" in report
     ldlm_rows = [r for r in out["speed"] if r["arm"] == "ldlm"]
     assert [r["network_calls"] for r in ldlm_rows] == [2, 4]  # one denoiser call per step
     distilled_rows = [r for r in out["speed"] if r["arm"] == "ldlm-distilled"]
