@@ -53,10 +53,14 @@ def versus(entry: dict, key: str) -> str:
 
 def speed_at_quality_table(points: list[dict], batch: str) -> str:
     """Every LDLM point against the cheapest MDLM/AR point of equal or better gen-PPL at matched entropy."""
+    def ratios(p: dict) -> list[str]:
+        if not p["matched"]:  # the nearest point's gen-PPL is at another entropy: no quality to match against
+            return ["not comparable (unmatched)"] * 4
+        return [versus(p["mdlm"], "throughput_ratio"), versus(p["mdlm"], "latency_ratio"),
+                versus(p["ar"], "throughput_ratio"), versus(p["ar"], "latency_ratio")]
+
     rows = [[p["arm"], p["steps"], p["network_calls"], p["gen_ppl"], "yes" if p["matched"] else "no (nearest)",
-             p["latency_batch1_s"], p["throughput"], versus(p["mdlm"], "throughput_ratio"),
-             versus(p["mdlm"], "latency_ratio"), versus(p["ar"], "throughput_ratio"), versus(p["ar"], "latency_ratio")]
-            for p in points]
+             p["latency_batch1_s"], p["throughput"], *ratios(p)] for p in points]
     return table(["arm", "steps", "calls", "gen-PPL (matched)", "matched", "latency b=1 (s)",
                   f"throughput b={batch}", "vs MDLM throughput", "vs MDLM latency", "vs AR throughput",
                   "vs AR latency"], rows)
@@ -114,6 +118,10 @@ def render(result: dict, work_dir: Path | None = None) -> str:
     out.append("\n**Ratios** (LDLM = `" + ldlm_arm + "`): " + ", ".join([
         mdlm_ratio, f"AR/LDLM batch-1 latency = **{s['latency_vs_ar_batch1']:.2f}×**",
         f"LDLM/AR batch-{batch} throughput = **{s['throughput_vs_ar']:.2f}×**"]) + ".")
+    headline = f"{ldlm_arm}@{s.get('ldlm_default_steps')}"
+    if headline in unmatched:
+        out.append(f"These ratios compare unequal quality: {headline} is not matched at the data's entropy. The "
+                   "per-point table below says where a comparison at matched quality exists.")
     if "speed_at_quality" in s:
         out.append("\n" + speed_at_quality_table(s["speed_at_quality"], batch))
     frontier = [[r["arm"], r["steps"] or "–", f"{r.get('knob_name', 'knob')} {r['knob']}", r["entropy"],

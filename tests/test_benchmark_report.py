@@ -27,3 +27,16 @@ def test_report_renders_committed_result_and_flags_unmatched_points(tier):
         assert ("not matched" in line) == (not ablation["at_matched_entropy"]["matched"])
     frontier_rows = [row for row in report.splitlines() if row.count("|") == 10 and not row.startswith("|---")]
     assert len(frontier_rows) - 1 == len(result["quality"])  # every frontier point, plus the header
+
+
+def test_report_of_the_distilled_run_gives_no_ratio_for_an_unmatched_point():
+    """cpu-long with the distilled student: its sampled sweeps miss the data's entropy, so their rows (and the
+    headline, whose arm is one of them) say the comparison is not one of equal quality; matched rows keep theirs."""
+    result = json.loads((RESULTS / "cpu-long-distilled.json").read_text())
+    report = render(result)
+    rows = {tuple(cell.strip() for cell in row.split("|")[1:3]): row for row in report.splitlines()
+            if row.count("|") == 12 and not row.startswith("|---")}
+    assert "not comparable (unmatched)" in rows[("ldlm-distilled-sampled", "1")]
+    assert "none reaches it (best 6,355)" in rows[("ldlm-distilled", "4")]
+    assert "These ratios compare unequal quality: ldlm-sampled@10" in report
+    assert "Distilled students: stages [8, 4, 2, 1]" in report and "rows reused from" in report
