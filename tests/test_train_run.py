@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.conftest import tiny_lm_folder
-from train.run import main, parse_args, yaml_to_argv
+from train.run import main, parse_args, warmup_report, yaml_to_argv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ("max_sequence_length=16,num_latents=4,latent_dim=8,encoder_hidden_size=32,encoder_num_layers=1,"
@@ -57,6 +57,9 @@ def test_run_end_to_end_and_push_folder(setup, tmp_path):
     # the default warmup: S_wu = 0.3 x 4 steps, rounded to 1, from step 0 (no --gamma_start_accuracy)
     assert {k: summary["metrics"][k] for k in ("gamma_start_step", "gamma_one_step", "gamma_one_fraction")} == {
         "gamma_start_step": 0, "gamma_one_step": 1, "gamma_one_fraction": 0.75}
+    assert warmup_report(summary["metrics"]) == ("gamma warmup: started at step 0, reached 1 at step 1 (75% of the "
+                                                 "run trained jointly).")
+    assert "never started" in warmup_report({"gamma_start_step": None, "gamma_one_step": None})
     files = uploaded_files(out)
     for name in ("config.json", "model.safetensors", "modeling_ldlm.py", "configuration_ldlm.py",
                  "tokenizer_config.json", "README.md"):

@@ -194,6 +194,18 @@ def streamed_splits(train, valid, data_args: DataArguments, training_args: LDLMT
     return train, valid
 
 
+def warmup_report(metrics: dict[str, Any]) -> str:
+    """One line on the diffusion-to-encoder warmup: where gamma started and reached 1, or that it did not."""
+    start, one = metrics["gamma_start_step"], metrics["gamma_one_step"]
+    if start is None:
+        return ("gamma warmup: never started (the training token accuracy did not reach --gamma_start_accuracy), so "
+                "the encoder got almost no diffusion gradient: train longer or lower the gate.")
+    if one is None:
+        return f"gamma warmup: started at step {start}, did not reach 1 by the end of the run."
+    return (f"gamma warmup: started at step {start}, reached 1 at step {one} "
+            f"({metrics['gamma_one_fraction']:.0%} of the run trained jointly).")
+
+
 def sample_texts(model, tokenizer, n: int, steps: int, seed: int) -> tuple[list[str], float] | None:
     """`n` unconditional samples from `model.generate` and their mean unigram entropy; None when n <= 0."""
     if n <= 0:
@@ -250,9 +262,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "eval_token_accuracy", "eval_latent_variance_share"):
             if key in metrics and not (isinstance(metrics[key], float) and math.isnan(metrics[key])):
                 print(f"{key}: {metrics[key]:.4f}")
-        if metrics.get("gamma_start_step") is not None:
-            print(f"gamma warmup: started at step {metrics['gamma_start_step']}, reached 1 at step "
-                  f"{metrics['gamma_one_step']} ({metrics['gamma_one_fraction']:.0%} of the run trained jointly)")
+        if "gamma_start_step" in metrics:
+            print(warmup_report(metrics))
         print(f"Saved to {out} in {summary['wall_time_s']} s")
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="LDLM training run")  # uploads output_dir without checkpoint-* folders
