@@ -2,7 +2,7 @@
 on a large local text file, materialised (the `datasets` Arrow cache, `--preprocessing_num_workers` processes) and
 streaming (`--streaming`), extrapolated to OpenWebText (~8M documents, ~9B GPT-2 tokens) on 16 cores.
 
-    python benchmarks/data_throughput.py                       # 1 GiB of text, packed 1024-token blocks; ~25 min
+    python benchmarks/data_throughput.py                       # 1 GiB of text, packed 1024-token blocks; ~20 min
     python benchmarks/data_throughput.py --size_mb 4           # seconds (the test suite's run)
 
 The text is built locally from the vendored Brown corpus: its sentences reshuffled into documents of 10-70
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 BROWN = ROOT / "data" / "brown.txt.gz"
-OWT_DOCUMENTS, OWT_TOKENS, OWT_WORKERS = 8_013_769, 9.04e9, 16  # OpenWebText: documents, GPT-2 tokens; cores
+OWT_TOKENS, OWT_CORES = 9.04e9, 16  # OpenWebText's GPT-2 tokens; the cores it is extrapolated to
 
 
 def build_corpus(path: Path, size_mb: float, seed: int = 0) -> dict:
@@ -128,7 +128,7 @@ def extrapolate(row: dict, corpus: dict) -> dict:
     per_core = row["tokens"] / row["cpu_seconds"]
     tokens_per_document = row["tokens"] / corpus["documents"]
     out = {"tokens_per_cpu_second": per_core, "tokens_per_document": tokens_per_document,
-           "owt_hours_on_16_workers": OWT_TOKENS / (per_core * OWT_WORKERS) / 3600}
+           "owt_hours_on_16_workers": OWT_TOKENS / (per_core * OWT_CORES) / 3600}
     if "arrow_cache_bytes" in row:
         out["owt_arrow_cache_gb"] = row["arrow_cache_bytes"] / row["tokens"] * OWT_TOKENS / 1e9
     return out

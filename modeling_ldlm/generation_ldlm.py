@@ -205,8 +205,7 @@ class LDLMGenerationMixin:
         fixed = canvas.fixed
 
         def fixed_logits(latents: torch.Tensor) -> torch.Tensor:  # (B, N, D) -> (K, V) at the fixed positions
-            features = self.token_decoder.features(self.decode_hidden(latents))
-            return self.token_decoder.lm_head(features[fixed]).float()
+            return self.token_decoder.lm_head(self.canvas_features(latents)[fixed]).float()
 
         return GuidedDenoiser(self.denoise, dtype, settings.self_conditioning, fixed_logits,
                               canvas.fixed_ids[fixed], settings.guidance_scale, settings.guidance_steps)
@@ -228,7 +227,7 @@ class LDLMGenerationMixin:
         the chunks before (a row's positions after its first EOS are never read). The ids read out are those of one
         head call over the whole width: the same uniforms are drawn, and each position's choice is its own."""
         width, batch = canvas.read_width, canvas.batch_size
-        features = self.token_decoder.features(self.decode_hidden(latents))[:, :width]  # (B, W, H)
+        features = self.canvas_features(latents, width)  # (B, W, H)
         uniforms = draw_uniforms((batch, width), generators, latents.device) if settings.do_sample else None
         tokens = torch.full((batch, width), canvas.pad_id, dtype=torch.long, device=latents.device)
         rows = torch.arange(batch, device=latents.device)
@@ -244,11 +243,15 @@ class LDLMGenerationMixin:
                 break
         return tokens
 
+    def canvas_features(self, latents: torch.Tensor, width: int | None = None) -> torch.Tensor:
+        """Latents (B, N, D) -> the token decoder's features (B, width, H) of the first `width` canvas positions
+        (all of them by default): the latent decoder and the token decoder's body, before the vocabulary head."""
+        return self.token_decoder.features(self.decode_hidden(latents))[:, :width]
+
     def canvas_logits(self, latents: torch.Tensor, width: int) -> torch.Tensor:
         """Latents (B, N, D) -> fp32 logits of the first `width` canvas positions (B, width, V); the vocabulary head
         only runs there."""
-        features = self.token_decoder.features(self.decode_hidden(latents))[:, :width]
-        return self.token_decoder.lm_head(features).float()
+        return self.token_decoder.lm_head(self.canvas_features(latents, width)).float()
 
     def _prepare_generation_config(self, generation_config: GenerationConfig | None,
                                    **kwargs: Any) -> LDLMGenerationConfig:

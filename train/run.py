@@ -153,9 +153,8 @@ def prepare_data(model, data_args: DataArguments, training_args: LDLMTrainingArg
             model.fit_hidden_statistics_from_states(train_states[: data_args.hidden_stats_examples])
         return CachedHiddenDataset(train, train_states), CachedHiddenDataset(valid, valid_states)
     if fit_statistics and not bool(model.hidden_stats_fitted):
-        examples = itertools.islice(iter(train), data_args.hidden_stats_examples)
-        collate = LDLMCollator(pad)
-        batches = (collate(chunk) for chunk in iter(lambda: list(itertools.islice(examples, 64)), []))
+        examples = list(itertools.islice(iter(train), data_args.hidden_stats_examples))  # works for a stream too
+        batches = (LDLMCollator(pad)(examples[s: s + 64]) for s in range(0, len(examples), 64))
         model.fit_hidden_statistics((b["input_ids"], b["attention_mask"]) for b in batches)
     return train, valid
 

@@ -114,8 +114,7 @@ class LDLMTrainer(AtomicCheckpointsMixin, Trainer):
         of the run trained at gamma = 1, i.e. jointly; a step is None when it was not reached."""
         if self.warmup is None:
             return {}
-        total = self.state.global_step
-        start = self.warmup.start_step if self.warmup.enabled else 0
+        total, start = self.state.global_step, self.warmup.start_step  # 0 when the warmup is off
         one = None if start is None else start + (self.warmup.warmup_steps if self.warmup.enabled else 0)
         reached = one is not None and one <= total
         return {"gamma_start_step": start, "gamma_one_step": one if reached else None,
