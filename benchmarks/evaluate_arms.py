@@ -2,7 +2,7 @@
 
 An arm is a function `sample(batch, steps, knob, seed) -> (list of token-id lists without special tokens,
 executed network calls)`. Quality rows sweep the sampling knob (the frontier); speed rows time batch-1 latency and
-batch-64 throughput (median of warm runs) and peak memory at each step count.
+batch-64 throughput (median of warm runs), peak memory and FLOPs per generated sequence at each step count.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from modeling_ldlm.metrics import (
     mean_unigram_entropy,
 )
 
-from .speed import median_time, peak_memory
+from .speed import count_flops, median_time, peak_memory
 
 SampleFn = Callable[[int, int, float, int], tuple[list[list[int]], int]]
 
@@ -62,20 +62,27 @@ def quality_rows(arm: str, sample: SampleFn, steps_list: Sequence[int], knobs: S
 
 def speed_rows(arm: str, sample: SampleFn, steps_list: Sequence[int], knob: float, throughput_batch: int = 64,
                repeats: int = 3) -> list[dict]:
+    """Per step count: batch-1 latency and batch-`throughput_batch` throughput (median of `repeats` warm runs).
+    The untimed warm-up run at the throughput batch also measures peak memory and counts the FLOPs per generated
+    sequence, so neither costs a run of its own (a 512-step MDLM run at batch 64 takes minutes on a CPU)."""
     rows = []
     for steps in steps_list:
-        def run(batch: int, steps: int = steps) -> None:
-            sample(batch, steps, knob, 0)
+        def run(batch: int, steps: int = steps) -> int:
+            return sample(batch, steps, knob, 0)[1]
 
         latency = median_time(lambda: run(1), warmup=1, repeats=repeats)
-        throughput = median_time(lambda: run(throughput_batch), warmup=1, repeats=repeats)
-        memory = peak_memory(lambda: run(throughput_batch))
-        _, calls = sample(1, steps, knob, 0)
-        rows.append({"arm": arm, "steps": steps, "knob": knob, "network_calls": calls,
+        work: dict[str, int] = {}
+
+        def counted_warmup(run=run, work=work) -> None:
+            work["flops"] = count_flops(lambda: run(throughput_batch))
+
+        memory = peak_memory(counted_warmup)
+        throughput = median_time(lambda: run(throughput_batch), warmup=0, repeats=repeats)
+        rows.append({"arm": arm, "steps": steps, "knob": knob, "network_calls": run(1),
                      "latency_batch1_s": latency["median_s"], "latency_runs_s": latency["runs_s"],
                      f"throughput_batch{throughput_batch}_seq_per_s": throughput_batch / throughput["median_s"],
                      "throughput_runs_s": throughput["runs_s"], "peak_memory_mib": memory["peak_mib"],
-                     "memory_kind": memory["kind"]})
+                     "memory_kind": memory["kind"], "gflop_per_sequence": work["flops"] / throughput_batch / 1e9})
     return rows
 
 

@@ -24,12 +24,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import modeling_ldlm.generation_ldlm as generation_ldlm  # noqa: E402
+from benchmarks.speed import count_flops  # noqa: E402
 from modeling_ldlm import LDLMConfig, LDLMForDiffusionGeneration  # noqa: E402
 from modeling_ldlm.canvas import unconditional_canvas  # noqa: E402
 from modeling_ldlm.generation_ldlm import sample_tokens  # noqa: E402
@@ -83,13 +83,6 @@ def timed_side_by_side(a, b, repeats: int) -> tuple[float, float]:
     return statistics.median(runs[a]), statistics.median(runs[b])
 
 
-def flops(fn) -> int:
-    counter = FlopCounterMode(display=False)
-    with counter:
-        fn()
-    return int(counter.get_total_flops())
-
-
 def matmul_rate(repeats: int) -> float:
     """GFLOP/s of a dense 2048 x 2048 fp32 matmul."""
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
@@ -129,7 +122,7 @@ def profile(model: LDLMForDiffusionGeneration, batch: int, steps: int, repeats: 
     }
     rows = {}
     for name, fn in parts.items():
-        seconds, count = timed(fn, repeats), flops(fn)
+        seconds, count = timed(fn, repeats), count_flops(fn)
         rows[name] = {"seconds": seconds, "gflop": count / 1e9, "gflop_per_s": count / 1e9 / seconds if count else 0.0}
 
     def whole():
@@ -140,7 +133,7 @@ def profile(model: LDLMForDiffusionGeneration, batch: int, steps: int, repeats: 
         with one_head_call():
             whole()
 
-    (total_s, one_call_s), total_flops = timed_side_by_side(whole, whole_one_head_call, repeats), flops(whole)
+    (total_s, one_call_s), total_flops = timed_side_by_side(whole, whole_one_head_call, repeats), count_flops(whole)
     rows["rest (Python, solver arithmetic)"] = {"seconds": max(total_s - sum(r["seconds"] for r in rows.values()), 0.0),
                                                 "gflop": 0.0, "gflop_per_s": 0.0}
     return {"batch": batch, "steps": steps, "generate_seconds": total_s, "generate_gflop": total_flops / 1e9,

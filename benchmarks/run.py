@@ -2,8 +2,9 @@
 
     python benchmarks/run.py --tier cpu          # ~1.7 h training + ~1 h evaluation on 2 cores; resumable
     python benchmarks/run.py --tier cpu-long     # ~2.6 h training + ~0.6 h evaluation: English-like text, no ablations
+    python benchmarks/run.py --tier cpu-packed   # 128-token windows (the LM1B length): ~1.3 h training + ~1.1 h evaluation
     python benchmarks/run.py --tier gpu          # one H200, bf16, paper-like sizes
-    python benchmarks/run.py --tier toy --scorer PATH   # seconds; the test suite's smoke run
+    python benchmarks/run.py --tier toy --scorer PATH   # seconds; the test suite's smoke run (and toy-packed)
 
 Stages (each skipped when its output exists in the work dir, so a crash loses only the stage it was in; each
 arm's quality and speed evaluation is a stage of its own, saved under `<work>/eval/`; a quality sweep is saved point
@@ -37,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.evaluate_arms import gen_ppl_at_entropy, quality_rows, speed_rows, text_metrics  # noqa: E402
 from benchmarks.frontier import matched_points, speed_at_quality  # noqa: E402
+from benchmarks.packed_text import pack_consecutive  # noqa: E402
 from benchmarks.reuse_baselines import (  # noqa: E402
     BASELINE_ARMS,
     baseline_rows,
@@ -68,6 +70,12 @@ TIERS: dict[str, dict] = {
                                    "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8",
                                    "--max_eval_samples", "16",
                                    "--probe_samples", "4", "--eval_steps", "2"], steps=[1, 2])),
+    # The cpu-packed tier's code path at toy size: windows of consecutive sentences, per-arm knobs, no extras.
+    "toy-packed": dict(ldlm_config="train/configs/quickstart.yaml", ldlm_args=TOY_LDLM_ARGS, max_length=48,
+                       data_mode="packed", train_lines=64, val_lines=16, drop_long_lines=True,
+                       baseline=dict(width=32, layers=1, heads=2), ldlm_steps=[2], mdlm_steps=[4, 8], knobs=[1.0],
+                       arm_knobs={"mdlm": [1.0, 1.3]}, samples=8, batch=8, ablations=[], ablation_args=[],
+                       speed_repeats=1, mauve=False),
     "cpu": dict(ldlm_config="train/configs/quickstart.yaml", ldlm_args=[], max_length=64, train_lines=None,
                 val_lines=2000, baseline=dict(width=256, layers=10, heads=4), ldlm_steps=[10, 25, 50, 100],
                 mdlm_steps=[16, 32, 64, 128], knobs=[0.7, 0.85, 1.0], samples=128, batch=64,
@@ -81,6 +89,18 @@ TIERS: dict[str, dict] = {
                      ldlm_steps=[10, 25, 50, 100], mdlm_steps=[16, 32, 64, 128], knobs=WIDE_KNOBS, samples=128,
                      batch=64, ablations=[], ablation_args=[], speed_repeats=3, mauve=True,
                      distill=dict(args=[], steps=[1, 2, 4])),
+    # The LM1B length: 128-token windows of consecutive Brown sentences (benchmarks/packed_text.py; 112 tokens on
+    # average), so MDLM's quality depends on its step count (32-512 steps over 128 positions) and AR pays for every
+    # token. LDLM compresses 128 positions into N = 32 latents (4x): a denoiser call then costs about a quarter of a
+    # position-wise one. Baselines as in cpu-long (LDLM's generation-time size); each arm trains for LDLM's seconds
+    # (~25 min). One batch of 64 samples per point and one timed repeat, since a 512-step MDLM batch takes ~8 min
+    # here; MDLM's temperature is swept at 1.0 and 1.3 only, the two that bracket the data's entropy in cpu-long.
+    # ~2.4 h in all on 2 cores.
+    "cpu-packed": dict(ldlm_config="train/configs/cpu-packed.yaml", ldlm_args=[], max_length=128,
+                       data_mode="packed", train_lines=None, val_lines=2000, drop_long_lines=True,
+                       baseline=dict(width=256, layers=10, heads=4), ldlm_steps=[5, 10, 25], mdlm_steps=[32, 128, 512],
+                       knobs=WIDE_KNOBS, arm_knobs={"mdlm": [1.0, 1.3]}, samples=64, batch=64,
+                       ablations=[], ablation_args=[], speed_repeats=1, mauve=True),
     "gpu": dict(ldlm_config="train/configs/gpu-h200.yaml", ldlm_args=[], max_length=128, train_lines=None,
                 val_lines=2000, baseline=dict(width=768, layers=12, heads=12), ldlm_steps=[10, 25, 50, 100],
                 mdlm_steps=[32, 64, 128, 256], knobs=WIDE_KNOBS, samples=256, batch=64,
@@ -119,6 +139,9 @@ def prepare_data(work: Path, tokenizer, tier: dict, text_file: Path) -> dict[str
         lines = [s for s in (line.strip() for line in f) if s]
     split = int(len(lines) * 0.95)
     train, val = lines[:split], lines[split:]
+    if tier.get("data_mode") == "packed":  # windows of consecutive sentences, never across the train/val split
+        train, val = packed_windows(train, tokenizer, tier["max_length"]), packed_windows(val, tokenizer,
+                                                                                          tier["max_length"])
     if tier.get("drop_long_lines"):  # as train/run.py's --long_lines drop: no arm sees a truncated sentence
         def fits(rows: list[str]) -> list[str]:
             return [r for r, ids in zip(rows, tokenizer(rows)["input_ids"]) if len(ids) <= tier["max_length"]]
@@ -134,6 +157,13 @@ def prepare_data(work: Path, tokenizer, tier: dict, text_file: Path) -> dict[str
     (work / "validation.txt").write_text("\n".join(val) + "\n")
     save_file(data, path)
     return data
+
+
+def packed_windows(sentences: list[str], tokenizer, max_length: int) -> list[str]:
+    """Consecutive whole sentences per line, as many as fit in `max_length` tokens with the special tokens."""
+    specials = len(tokenizer("")["input_ids"])  # [CLS] and [SEP] for BERT-like tokenizers
+    lengths = [len(ids) - specials for ids in tokenizer(sentences)["input_ids"]]
+    return pack_consecutive(sentences, lengths, max_length - specials)
 
 
 def train_ldlm(work: Path, name: str, tier: dict, frozen_lm: str, extra: list[str]) -> Path:
@@ -222,6 +252,23 @@ def train_baselines(work: Path, tokenizer, tier: dict, data: dict, budget: float
                                 batch_size=min(64, len(data["train_ids"])), seed=seed)
         baselines[kind] = (model, info)
     return baselines
+
+
+def knobs_of(tier: dict, arm: str) -> list[float]:
+    """The knob values an arm's quality sweep measures: the tier's, unless `arm_knobs` names the arm."""
+    return tier.get("arm_knobs", {}).get(arm, tier["knobs"])
+
+
+def tier_settings(tier: dict, data: dict) -> dict:
+    """What a result was measured under, written next to its rows."""
+    keys = ("max_length", "data_mode", "drop_long_lines", "ldlm_config", "ldlm_args", "baseline", "ldlm_steps",
+            "mdlm_steps", "knobs", "arm_knobs", "samples", "batch", "speed_repeats", "ablations", "distill")
+    settings = {k: tier[k] for k in keys if k in tier}
+    settings.setdefault("data_mode", "sentence")
+    settings.update({f"{name}_sequences": len(data[f"{name}_ids"]) for name in ("train", "val")})
+    settings.update({f"{name}_mean_tokens": float(data[f"{name}_mask"].sum(1).float().mean())
+                     for name in ("train", "val")})
+    return settings
 
 
 def train_seconds(final: Path) -> float:
@@ -362,7 +409,7 @@ def main() -> None:
         mauve_at = (steps_list[len(steps_list) // 2], 1.0) if tier["mauve"] else None
         point = partial(quality_point, arm, sample, tier, decode, scorer, args.seed, refs, mauve_at)
         quality += [{**row, "knob_name": KNOBS[arm]}
-                    for row in cached_sweep(work, f"quality-{arm}", point, steps_list, tier["knobs"])]
+                    for row in cached_sweep(work, f"quality-{arm}", point, steps_list, knobs_of(tier, arm))]
         speed += cached(work, f"speed-{arm}", partial(speed_rows, arm, sample, steps_list, 1.0, tier["batch"],
                                                       tier["speed_repeats"]))
     if reused is not None:
@@ -384,14 +431,15 @@ def main() -> None:
                                      knob_value)
 
             rows[arm] = [{**r, "knob_name": KNOBS[arm]} for r in cached_sweep(
-                work, f"quality-{arm}-{name}", ablation_point, [default_steps], tier["knobs"])]
+                work, f"quality-{arm}-{name}", ablation_point, [default_steps], knobs_of(tier, arm))]
         ablation_rows.append({"ablation": name, "paper_claim": ABLATIONS[name][1], "knob_name": KNOBS[SUMMARY_LDLM],
                               "at_matched_entropy": gen_ppl_at_entropy(rows[SUMMARY_LDLM], control["entropy"]),
                               "rows": rows[SUMMARY_LDLM], "argmax_rows": rows["ldlm"]})
 
     # ---- summary ----------------------------------------------------------------------------------------------
     summary = summarise(quality, speed, control["entropy"], default_steps, tier)
-    result = {"tier": args.tier, "machine": machine(), "seed": args.seed, "scorer": scorer.name,
+    result = {"tier": args.tier, "tier_settings": tier_settings(tier, data), "machine": machine(), "seed": args.seed,
+              "scorer": scorer.name,
               "scorer_checksum": scorer.checksum, "train_seconds_per_arm": budget,
               "baseline_training": reused["baseline_training"] if reused else {k: v[1] for k, v in baselines.items()},
               "baselines_from": reuse_record(reused, args.baselines_from, quality, speed) if reused else None,

@@ -1,7 +1,10 @@
-"""Speed and memory measurement: median wall time of warm runs, and peak memory while a function runs.
+"""Speed, memory and work measurement: median wall time of warm runs, peak memory while a function runs, and the
+floating-point operations it executes.
 
 Peak memory is `torch.cuda.max_memory_allocated` on a GPU; on a CPU it is the peak resident set size of the process
 sampled every millisecond from /proc (a coarse but honest figure: it includes everything the process holds).
+FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` (matrix products and attention; element-wise work is
+not counted), so they are a property of the computation, not of the machine.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def median_time(fn: Callable[[], object], warmup: int = 1, repeats: int = 5) -> dict[str, float | list[float]]:
@@ -59,3 +63,26 @@ def peak_memory(fn: Callable[[], object]) -> dict[str, float | str]:
         stop.set()
         thread.join()
     return {"peak_mib": peak[0] / 2**20, "kind": "process_rss"}
+
+
+class _TotalOnly:
+    """Stands in for FlopCounterMode's module tracker, whose forward hooks fail on a view of a parameter under
+    `torch.no_grad()` (such a view still reports requires_grad, but has no autograd node to hook). Only the total is
+    needed here, and FlopCounterMode files every count under the tracker's current `parents`."""
+
+    parents = frozenset({"Global"})
+
+    def __enter__(self) -> _TotalOnly:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of one call of `fn` under `torch.no_grad()` (matmuls and attention, as FlopCounterMode counts them)."""
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _TotalOnly()  # per-module counts are not needed, and their hooks break inference
+    with counter, torch.no_grad():
+        fn()
+    return int(counter.get_total_flops())

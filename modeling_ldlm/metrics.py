@@ -151,6 +151,8 @@ def _score_batches(scorer: Scorer, texts: Sequence[str], batch_size: int, max_le
     if prefix is None:
         raise ValueError("The scorer's tokenizer has no BOS, EOS or CLS token to start each text with.")
     device = next(scorer.model.parameters()).device
+    positions = getattr(getattr(scorer.model, "config", None), "max_position_embeddings", None)
+    max_length = min(max_length, positions) if positions else max_length  # a small scorer reads fewer tokens
     for start in range(0, len(texts), batch_size):
         rows = [tok(t, add_special_tokens=False, truncation=True, max_length=max_length - 1).input_ids
                 for t in texts[start : start + batch_size]]

