@@ -25,8 +25,15 @@ def test_report_renders_committed_result_and_flags_unmatched_points(tier):
     for ablation in result["ablations"]:
         line = next(row for row in report.splitlines() if row.startswith(f"| {ablation['ablation']} |"))
         assert ("not matched" in line) == (not ablation["at_matched_entropy"]["matched"])
-    frontier_rows = [row for row in report.splitlines() if row.count("|") == 10 and not row.startswith("|---")]
-    assert len(frontier_rows) - 1 == len(result["quality"])  # every frontier point, plus the header
+    assert len(table_rows(report, "| arm | steps | knob |")) == len(result["quality"])  # every frontier point
+
+
+def table_rows(report: str, header_start: str) -> list[str]:
+    """The body rows of the markdown table whose header line starts with `header_start`."""
+    lines = report.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start)) + 2  # header and |---|
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return lines[start:end]
 
 
 def test_report_of_the_distilled_run_gives_no_ratio_for_an_unmatched_point():
