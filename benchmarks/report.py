@@ -97,7 +97,8 @@ def render(result: dict, work_dir: Path | None = None) -> str:
         rows.append([r["arm"], r["steps"] or "–", r["network_calls"], r.get("gflop_per_sequence"), matched.get(key),
                      mauve.get((r["arm"], r["steps"])), r["latency_batch1_s"], r[batch_key], r["peak_memory_mib"]])
     out.append(table(["arm", "steps", "network calls", "GFLOP per sequence",
-                      f"gen-PPL at entropy {s['reference_entropy']:.2f}", "MAUVE (knob 1.0)", "latency b=1 (s)", f"throughput b={batch} (seq/s)", "peak memory (MiB)"],
+                      f"gen-PPL at entropy {s['reference_entropy']:.2f}", "MAUVE (knob 1.0)", "latency b=1 (s)",
+                      f"throughput b={batch} (seq/s)", "peak memory (MiB)"],
                      rows))
     c = result["control"]
     out.append(f"\nHeld-out data through the same metrics: gen-PPL {fmt(c['gen_ppl'])}, entropy {fmt(c['entropy'])}, "
