@@ -93,6 +93,11 @@ class LDLMConfig(PreTrainedConfig):
         noise_schedule_d (`float`): d of the tan-d schedule.
         decoder_noise_std (`float`): sigma_dec, std of the Gaussian noise added to z0 before the latent decoder while
             training (0 disables it).
+        latent_locality (`float`): 0 (the paper's encoder and latent decoder) disables it. > 0: a fixed Gaussian
+            bias -(p - c_i)^2 / (2 s^2), s = latent_locality * L / N, c_i = (i + 1/2) L / N, added to the
+            cross-attention logits between latent i and position p in the encoder and the latent decoder, so that
+            each latent starts out reading and writing its own stretch of about s positions (an opt-in prior for long
+            sequences, where learned queries that attend evenly everywhere learn slowly).
         decoder_loss (`str`): `"mse"` (paper: regress the frozen hidden states) or `"ce"` (ablation: cross-entropy
             through the latents into the encoder).
         token_loss_stop_gradient (`bool`): the token loss sees sg(h_hat) and trains only the token decoder.
@@ -130,6 +135,7 @@ class LDLMConfig(PreTrainedConfig):
     noise_schedule: str = "tan"
     noise_schedule_d: float = 3.0
     decoder_noise_std: float = 3.0
+    latent_locality: float = 0.0
     decoder_loss: str = "mse"
     token_loss_stop_gradient: bool = True
     self_conditioning_prob: float = 0.5
@@ -220,7 +226,7 @@ class LDLMConfig(PreTrainedConfig):
             )
         if self.decoder_loss not in DECODER_LOSSES:
             raise ValueError(f"LDLMConfig.decoder_loss={self.decoder_loss!r} is unknown; choose one of {DECODER_LOSSES}.")
-        non_negative = ["decoder_noise_std", "dropout", "loss_diffusion_weight", "loss_hidden_weight",
+        non_negative = ["decoder_noise_std", "latent_locality", "dropout", "loss_diffusion_weight", "loss_hidden_weight",
                         "loss_token_weight", "layer_norm_eps", "initializer_range"]
         for name in non_negative:
             value = getattr(self, name)

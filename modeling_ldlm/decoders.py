@@ -2,7 +2,8 @@
 
 G: latents (B, N, D) -> h_hat (B, L, H), the normalised frozen hidden states at every one of the L canvas positions:
 L learned position queries cross-attend to the latents and self-attend. G reads only the latents, never tokens, so
-it has no padding to mask; the loss L_h = ||h_hat - h||^2 counts only non-pad positions.
+it has no padding to mask; the loss L_h = ||h_hat - h||^2 counts only non-pad positions. With `latent_locality` > 0
+(opt-in) position p's cross-attention is biased towards the latents centred near it, as in the encoder.
 
 T: h_hat (B, L, H) -> vocabulary logits (B, L, V): a small bidirectional transformer and an LM head
 (L_w = CE(T(sg(h_hat)), w)).
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from .configuration_ldlm import LDLMConfig
-from .layers import TransformerBlock
+from .layers import TransformerBlock, locality_bias
 
 
 class LatentDecoder(nn.Module):
@@ -22,6 +23,7 @@ class LatentDecoder(nn.Module):
         super().__init__()
         width = config.latent_decoder_hidden_size
         self.position_queries = nn.Parameter(torch.zeros(config.max_sequence_length, width))
+        self.locality = config.latent_locality  # > 0: position p reads mostly the latents centred near it
         self.latent_proj = nn.Linear(config.latent_dim, width)
         self.latent_position = nn.Parameter(torch.zeros(config.num_latents, width))
         self.blocks = nn.ModuleList(
@@ -36,8 +38,12 @@ class LatentDecoder(nn.Module):
         b = latents.shape[0]
         context = self.latent_proj(latents) + self.latent_position[None]  # (B, N, W)
         x = self.position_queries[None].expand(b, -1, -1)  # (B, L, W)
+        bias = None
+        if self.locality:
+            n, length = context.shape[1], x.shape[1]
+            bias = locality_bias(n, length, length, self.locality).T[None, None].to(latents.device, context.dtype)
         for block in self.blocks:
-            x = block(x, context)
+            x = block(x, context, bias)
         return self.out_proj(self.out_norm(x))  # (B, L, H)
 
 

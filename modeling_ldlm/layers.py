@@ -15,6 +15,15 @@ from torch import nn
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 
+def locality_bias(num_latents: int, length: int, positions: int, width: float) -> torch.Tensor:
+    """(N, positions) additive attention bias -(p - c_i)^2 / (2 s^2): latent i is centred on c_i = (i + 1/2) L / N,
+    and s = width * L / N (the `latent_locality` prior of LDLMConfig)."""
+    stride = length / num_latents
+    centres = (torch.arange(num_latents, dtype=torch.float32) + 0.5) * stride
+    offsets = torch.arange(positions, dtype=torch.float32)[None, :] - centres[:, None]
+    return -0.5 * (offsets / (width * stride)) ** 2
+
+
 def key_padding_bias(key_mask: torch.Tensor | None) -> torch.Tensor | None:
     """(B, Lk) 1/0 mask -> (B, 1, 1, Lk) boolean SDPA mask (True = attend), or None when nothing is masked."""
     if key_mask is None:
