@@ -1,0 +1,59 @@
+"""The benchmark tiers of benchmarks/run.py: for each, the LDLM recipe, the data, the baselines' size, the step
+counts and knobs each arm is measured at, and the evaluation's sample counts."""
+
+TOY_LDLM_ARGS = [
+    "--max_steps", "4", "--eval_steps", "2", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8",
+    "--max_eval_samples", "16", "--config_overrides",
+    "encoder_num_layers=1,denoiser_num_layers=1,latent_decoder_num_layers=1,token_decoder_num_layers=1,num_latents=4,"
+    "encoder_hidden_size=32,denoiser_hidden_size=32,latent_decoder_hidden_size=32,token_decoder_hidden_size=32",
+]
+# Better-trained models are more confident: at temperature 1 the cpu-long AR and sampled LDLM write below the data's
+# entropy (2.43 and 2.46 against 2.55), and reach it only at 1.3 (AR) and 1.6 (LDLM token temperature).
+WIDE_KNOBS = [0.7, 0.85, 1.0, 1.3, 1.6]
+TIERS: dict[str, dict] = {
+    "toy": dict(ldlm_config="train/configs/quickstart.yaml", ldlm_args=TOY_LDLM_ARGS,
+                max_length=32, train_lines=64, val_lines=40, drop_long_lines=True,
+                baseline=dict(width=32, layers=1, heads=2),
+                ldlm_steps=[2, 4], mdlm_steps=[4, 8], knobs=[0.8, 1.0], samples=8, batch=8, ablations=["no_warmup"],
+                ablation_args=["--max_steps", "2"], speed_repeats=1, mauve=False,
+                distill=dict(args=["--start_steps", "4", "--final_steps", "1", "--steps_per_stage", "2",
+                                   "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8",
+                                   "--max_eval_samples", "16",
+                                   "--probe_samples", "4", "--eval_steps", "2"], steps=[1, 2])),
+    # The cpu-packed tier's code path at toy size: windows of consecutive sentences, per-arm knobs, no extras.
+    "toy-packed": dict(ldlm_config="train/configs/quickstart.yaml", ldlm_args=TOY_LDLM_ARGS, max_length=48,
+                       data_mode="packed", train_lines=64, val_lines=16, drop_long_lines=True,
+                       baseline=dict(width=32, layers=1, heads=2), ldlm_steps=[2], mdlm_steps=[4, 8], knobs=[1.0],
+                       arm_knobs={"mdlm": [1.0, 1.3]}, samples=8, batch=8, ablations=[], ablation_args=[],
+                       speed_repeats=1, mauve=False),
+    "cpu": dict(ldlm_config="train/configs/quickstart.yaml", ldlm_args=[], max_length=64, train_lines=None,
+                val_lines=2000, baseline=dict(width=256, layers=10, heads=4), ldlm_steps=[10, 25, 50, 100],
+                mdlm_steps=[16, 32, 64, 128], knobs=[0.7, 0.85, 1.0], samples=128, batch=64,
+                ablations=["no_mse", "no_warmup", "no_adaptive", "no_decoder_noise"], ablation_args=[],
+                speed_repeats=3, mauve=True),
+    # Long enough for English-like text: LDLM is the cpu-long preset (~52 min), each
+    # baseline gets the same seconds, and every arm trains on exactly the same sentences (those that fit L = 32).
+    # ~2.6 h of training + ~0.6 h of evaluation on 2 cores; the recipe ablations stay in the "cpu" tier.
+    "cpu-long": dict(ldlm_config="train/configs/cpu-long.yaml", ldlm_args=[], max_length=32, train_lines=None,
+                     val_lines=2000, drop_long_lines=True, baseline=dict(width=256, layers=10, heads=4),
+                     ldlm_steps=[10, 25, 50, 100], mdlm_steps=[16, 32, 64, 128], knobs=WIDE_KNOBS, samples=128,
+                     batch=64, ablations=[], ablation_args=[], speed_repeats=3, mauve=True,
+                     distill=dict(args=[], steps=[1, 2, 4])),
+    # The LM1B length: 128-token windows of consecutive Brown sentences (benchmarks/packed_text.py; 112 tokens on
+    # average), so MDLM's quality depends on its step count (32-512 steps over 128 positions) and AR pays for every
+    # token. LDLM compresses 128 positions into N = 32 latents (4x): a denoiser call then costs about a quarter of a
+    # position-wise one. Baselines as in cpu-long (LDLM's generation-time size); each arm trains for LDLM's seconds
+    # (~25 min). One batch of 64 samples per point and one timed repeat, since a 512-step MDLM batch takes ~8 min
+    # here; MDLM's temperature is swept at 1.0 and 1.3 only, the two that bracket the data's entropy in cpu-long.
+    # ~2.4 h in all on 2 cores.
+    "cpu-packed": dict(ldlm_config="train/configs/cpu-packed.yaml", ldlm_args=[], max_length=128,
+                       data_mode="packed", train_lines=None, val_lines=2000, drop_long_lines=True,
+                       baseline=dict(width=256, layers=10, heads=4), ldlm_steps=[5, 10, 25], mdlm_steps=[32, 128, 512],
+                       knobs=WIDE_KNOBS, arm_knobs={"mdlm": [1.0, 1.3]}, samples=64, batch=64,
+                       ablations=[], ablation_args=[], speed_repeats=1, mauve=True),
+    "gpu": dict(ldlm_config="train/configs/gpu-h200.yaml", ldlm_args=[], max_length=128, train_lines=None,
+                val_lines=2000, baseline=dict(width=768, layers=12, heads=12), ldlm_steps=[10, 25, 50, 100],
+                mdlm_steps=[32, 64, 128, 256], knobs=WIDE_KNOBS, samples=256, batch=64,
+                ablations=["no_mse", "no_warmup", "no_adaptive", "no_decoder_noise"], ablation_args=[],
+                speed_repeats=5, mauve=True),
+}
