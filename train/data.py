@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from datasets import Dataset, DatasetDict, IterableDatasetDict, load_dataset
 from datasets.exceptions import DatasetGenerationError
+from transformers.utils.logging import tqdm
 
 from modeling_ldlm.token_ids import end_of_sequence_id
 
@@ -231,7 +232,8 @@ def precompute_hidden_states(model: Any, tokens: Dataset, batch_size: int = 64, 
     order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]["input_ids"]))  # little padding per batch
     states: list[torch.Tensor | None] = [None] * len(tokens)
     device = next(model.parameters()).device
-    for start in range(0, len(order), batch_size):
+    for start in tqdm(range(0, len(order), batch_size), desc=f"Frozen-LM states ({len(order)} examples)",
+                      unit="batch"):
         rows = order[start: start + batch_size]
         batch = collate([tokens[i] for i in rows])
         hidden = model.frozen_hidden_states(batch["input_ids"].to(device), batch["attention_mask"].to(device))
