@@ -1,9 +1,11 @@
 """Render a benchmark result (`benchmarks/results/<tier>.json`) as the markdown tables of BENCHMARKS.md.
 
-    python benchmarks/report.py benchmarks/results/cpu.json [--work_dir runs/bench-cpu]
+    python benchmarks/report.py benchmarks/results/cpu.json [--work_dir runs/bench-cpu] [--plots]
 
 `--work_dir` adds each LDLM run's final training metrics (reconstruction accuracy, latent variance share) when the
-result file does not carry them.
+result file does not carry them. `--plots` (re)draws the result's two figures next to it (benchmarks/plots.py):
+`<name>_frontier.png` (gen-PPL against entropy) and `<name>_speed_frontier.png` (gen-PPL at the data's entropy
+against seconds per sequence and batch-1 latency).
 """
 
 from __future__ import annotations
@@ -11,7 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
+
+if __package__ in (None, ""):  # `python benchmarks/report.py`: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.plots import plot_result  # noqa: E402
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -172,8 +180,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("result", type=Path)
     parser.add_argument("--work_dir", type=Path, default=None)
+    parser.add_argument("--plots", action="store_true", help="draw the result's frontier figures next to it")
     args = parser.parse_args()
-    print(render(json.loads(args.result.read_text()), args.work_dir))
+    result = json.loads(args.result.read_text())
+    print(render(result, args.work_dir))
+    if args.plots:
+        drawn = plot_result(result, args.result.parent, args.result.stem)
+        print("\n" + ("\n".join(f"drew {p}" for p in drawn) if drawn else "matplotlib not installed: no plots"))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ Stages (each skipped when its output exists in the work dir, so a crash loses on
 arm's quality and speed evaluation is a stage of its own, saved under `<work>/eval/`; a quality sweep is saved point
 by point, so a rerun with more knobs or step counts measures only the new points):
 data -> LDLM (train/run.py) -> ablations (each recipe part off) -> AR and MDLM for LDLM's measured training
-seconds -> quality frontier and speed for every arm -> `benchmarks/results/<tier>.json` and a frontier PNG.
+seconds -> quality frontier and speed for every arm -> `benchmarks/results/<tier>.json` and two frontier PNGs
+(benchmarks/plots.py: gen-PPL against entropy, and gen-PPL at the data's entropy against cost).
 All arms share the frozen LM's tokenizer, the same sentences and the same scorer.
 
     python benchmarks/run.py --tier cpu-long --baselines_from benchmarks/results/cpu-long.json
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import math
 import subprocess
 import sys
 import time
@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.evaluate_arms import gen_ppl_at_entropy, quality_rows, speed_rows, text_metrics  # noqa: E402
 from benchmarks.frontier import matched_points, speed_at_quality  # noqa: E402
 from benchmarks.packed_text import pack_consecutive  # noqa: E402
+from benchmarks.plots import plot_result  # noqa: E402
 from benchmarks.reuse_baselines import (  # noqa: E402
     BASELINE_ARMS,
     baseline_rows,
@@ -396,7 +397,8 @@ def main() -> None:
               "summary": summary, "command": " ".join(sys.argv)}
     args.results_dir.mkdir(parents=True, exist_ok=True)
     (args.results_dir / f"{args.tier}.json").write_text(json.dumps(result, indent=1, default=float))
-    plot_frontier(quality, control, args.results_dir / f"{args.tier}_frontier.png")
+    if not plot_result(result, args.results_dir, args.tier):
+        log("matplotlib not installed: no frontier plots (pip install -e '.[eval]')")
     log(f"summary: {json.dumps(summary)}")
 
 
@@ -441,40 +443,6 @@ def machine() -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
-
-
-def plot_frontier(quality: list[dict], control: dict, path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib not installed: no frontier plot (pip install -e '.[eval]')")
-        return
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    colour_maps = {"ldlm": "Oranges", "ldlm-sampled": "Reds", "ldlm-distilled": "Purples",
-                   "ldlm-distilled-sampled": "RdPu", "ar": "Blues", "mdlm": "Greens"}  # one hue per arm
-    curves = sorted({(r["arm"], r["steps"]) for r in quality})
-    for (arm, steps) in curves:
-        rows = sorted((r for r in quality if r["arm"] == arm and r["steps"] == steps), key=lambda r: r["entropy"])
-        arm_steps = [s for a, s in curves if a == arm]
-        shade = 0.45 + 0.55 * arm_steps.index(steps) / (len(arm_steps) - 1) if len(arm_steps) > 1 else 0.8
-        colour = plt.get_cmap(colour_maps.get(arm, "Greys"))(shade)
-        ax.plot([r["entropy"] for r in rows], [r["gen_ppl"] for r in rows], marker="o", color=colour,
-                linestyle="--" if arm in ("ldlm", "ldlm-distilled") else "-",
-                label=f"{arm} ({steps} steps)" if steps else arm)
-    if math.isfinite(control["gen_ppl"]):
-        ax.scatter([control["entropy"]], [control["gen_ppl"]], marker="*", s=200, c="k", label="held-out data")
-    ax.axvline(control["entropy"], color="k", linestyle=":", linewidth=1)  # gen-PPL is compared on this line
-    ax.set_xlabel("mean unigram entropy (nats)")
-    ax.set_ylabel(f"gen-PPL ({control['scorer']})")
-    ax.set_yscale("log")
-    ax.set_title("gen-PPL vs entropy over each arm's knob (darker = more steps)", fontsize=10)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":

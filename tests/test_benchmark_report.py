@@ -47,3 +47,18 @@ def test_report_of_the_distilled_run_gives_no_ratio_for_an_unmatched_point():
     assert "none reaches it (best 6,355)" in rows[("ldlm-distilled", "4")]
     assert "These ratios compare unequal quality: ldlm-sampled@10" in report
     assert "Distilled students: stages [8, 4, 2, 1]" in report and "rows reused from" in report
+
+
+def test_plots_draw_both_frontiers_of_a_committed_result(tmp_path):
+    """Both figures of a result file, one point per (arm, steps) in the cost figure, unmatched ones included."""
+    pytest.importorskip("matplotlib")
+    from benchmarks.frontier import matched_points
+    from benchmarks.plots import plot_result
+
+    result = json.loads((RESULTS / "cpu-long-distilled.json").read_text())
+    drawn = plot_result(result, tmp_path, "cpu-long-distilled")
+    assert [p.name for p in drawn] == ["cpu-long-distilled_frontier.png", "cpu-long-distilled_speed_frontier.png"]
+    for path in drawn:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
+    points = matched_points(result["quality"], result["speed"], result["control"]["entropy"], 64)
+    assert len(points) == len(result["speed"]) and any(not p["matched"] for p in points)
