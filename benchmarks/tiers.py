@@ -45,12 +45,14 @@ TIERS: dict[str, dict] = {
     # position-wise one. Baselines as in cpu-long (LDLM's generation-time size); each arm trains for LDLM's seconds
     # (~25 min). One batch of 64 samples per point and one timed repeat, since a 512-step MDLM batch takes ~8 min
     # here; MDLM's temperature is swept at 1.0 and 1.3 only, the two that bracket the data's entropy in cpu-long.
-    # ~2.4 h in all on 2 cores.
+    # The LDLM arm is then distilled (the distill-cpu recipe, 16 -> 1 steps) and its 1-, 2- and 4-step students are
+    # arms of their own. ~3 h in all on 2 cores.
     "cpu-packed": dict(ldlm_config="train/configs/cpu-packed.yaml", ldlm_args=[], max_length=128,
                        data_mode="packed", train_lines=None, val_lines=2000, drop_long_lines=True,
                        baseline=dict(width=256, layers=10, heads=4), ldlm_steps=[5, 10, 25], mdlm_steps=[32, 128, 512],
                        knobs=WIDE_KNOBS, arm_knobs={"mdlm": [1.0, 1.3]}, samples=64, batch=64,
-                       ablations=[], ablation_args=[], speed_repeats=1, mauve=True),
+                       ablations=[], ablation_args=[], speed_repeats=1, mauve=True,
+                       distill=dict(args=[], steps=[1, 2, 4])),
     "gpu": dict(ldlm_config="train/configs/gpu-h200.yaml", ldlm_args=[], max_length=128, train_lines=None,
                 val_lines=2000, baseline=dict(width=768, layers=12, heads=12), ldlm_steps=[10, 25, 50, 100],
                 mdlm_steps=[32, 64, 128, 256], knobs=WIDE_KNOBS, samples=256, batch=64,
