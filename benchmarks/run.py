@@ -2,7 +2,8 @@
 
     python benchmarks/run.py --tier cpu          # ~1.7 h training + ~1 h evaluation on 2 cores; resumable
     python benchmarks/run.py --tier cpu-long     # ~2.6 h training + ~0.6 h evaluation: English-like text, no ablations
-    python benchmarks/run.py --tier cpu-packed   # 128-token windows (the LM1B length): ~1.3 h training + ~1.1 h evaluation
+    python benchmarks/run.py --tier cpu-packed   # 128-token windows (the LM1B length): ~1.2 h training, ~1 h evaluation,
+                                                 # ~0.5 h distillation, ~0.5 h evaluating the students
     python benchmarks/run.py --tier gpu          # one H200, bf16, paper-like sizes
     python benchmarks/run.py --tier toy --scorer PATH   # seconds; the test suite's smoke run (and toy-packed)
 
