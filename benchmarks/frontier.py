@@ -16,6 +16,12 @@ from collections.abc import Sequence
 from .evaluate_arms import gen_ppl_at_entropy
 
 
+def throughput_batch(speed_row: dict) -> int:
+    """The batch size of a speed row's throughput, read from its `throughput_batch<B>_seq_per_s` key."""
+    key = next(k for k in speed_row if k.startswith("throughput_batch") and k.endswith("_seq_per_s"))
+    return int(key[len("throughput_batch"):-len("_seq_per_s")])
+
+
 def matched_points(quality: Sequence[dict], speed: Sequence[dict], ref_entropy: float, batch: int) -> list[dict]:
     """One point per (arm, steps) with a speed row: gen-PPL at `ref_entropy`, whether that was inside the sweep,
     latency, throughput and network calls."""

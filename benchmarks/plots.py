@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from .frontier import matched_points
+from .frontier import matched_points, throughput_batch
 
 # One hue per arm; darker = more steps. Dashed: argmax decoding (the knob is the initial noise scale).
 COLOUR_MAPS = {"ldlm": "Oranges", "ldlm-sampled": "Reds", "ldlm-distilled": "Purples",
@@ -32,7 +32,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
 
 
 def _colour(plt, arm: str, index: int, count: int):
@@ -112,8 +111,7 @@ def plot_speed_frontier(quality: Sequence[dict], speed: Sequence[dict], control:
 def plot_result(result: dict, out_dir: Path, name: str) -> list[Path]:
     """Both figures of one result file, as `<name>_frontier.png` and `<name>_speed_frontier.png`; the paths
     drawn (none without matplotlib)."""
-    batch_key = next(k for k in result["speed"][0] if k.startswith("throughput_batch") and k.endswith("seq_per_s"))
-    batch = int(batch_key[len("throughput_batch"):-len("_seq_per_s")])
+    batch = throughput_batch(result["speed"][0])
     entropy_png, speed_png = out_dir / f"{name}_frontier.png", out_dir / f"{name}_speed_frontier.png"
     drawn = []
     if plot_entropy_frontier(result["quality"], result["control"], entropy_png):

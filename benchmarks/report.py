@@ -19,6 +19,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python benchmarks/report.py`: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.frontier import throughput_batch  # noqa: E402
 from benchmarks.plots import plot_result  # noqa: E402
 
 
@@ -59,7 +60,7 @@ def versus(entry: dict, key: str) -> str:
     return f"{entry[key]:.2f}× ({'steps ' + str(steps) if steps else 'its only point'})"
 
 
-def speed_at_quality_table(points: list[dict], batch: str) -> str:
+def speed_at_quality_table(points: list[dict], batch: int) -> str:
     """Every LDLM point against the cheapest MDLM/AR point of equal or better gen-PPL at matched entropy."""
     def ratios(p: dict) -> list[str]:
         if not p["matched"]:  # the nearest point's gen-PPL is at another entropy: no quality to match against
@@ -94,8 +95,8 @@ def provenance(result: dict) -> list[str]:
 
 def render(result: dict, work_dir: Path | None = None) -> str:
     s = result["summary"]
-    batch_key = next(k for k in result["speed"][0] if k.startswith("throughput_batch") and k.endswith("seq_per_s"))
-    batch = batch_key[len("throughput_batch"):-len("_seq_per_s")]
+    batch = throughput_batch(result["speed"][0])
+    throughput_key = f"throughput_batch{batch}_seq_per_s"
     out = []
     matched = s["genppl_at_matched_entropy"]
     mauve = {(r["arm"], r["steps"]): r["mauve"] for r in result["quality"] if "mauve" in r}
@@ -103,7 +104,7 @@ def render(result: dict, work_dir: Path | None = None) -> str:
     for r in result["speed"]:
         key = f"{r['arm']}@{r['steps']}"
         rows.append([r["arm"], r["steps"] or "–", r["network_calls"], r.get("gflop_per_sequence"), matched.get(key),
-                     mauve.get((r["arm"], r["steps"])), r["latency_batch1_s"], r[batch_key], r["peak_memory_mib"]])
+                     mauve.get((r["arm"], r["steps"])), r["latency_batch1_s"], r[throughput_key], r["peak_memory_mib"]])
     out.append(table(["arm", "steps", "network calls", "GFLOP per sequence",
                       f"gen-PPL at entropy {s['reference_entropy']:.2f}", "MAUVE (knob 1.0)", "latency b=1 (s)",
                       f"throughput b={batch} (seq/s)", "peak memory (MiB)"],
