@@ -54,7 +54,7 @@ def build_corpus(path: Path, size_mb: float, seed: int = 0) -> dict:
 
 def default_tokenizer() -> str:
     try:
-        from modeling_ldlm.metrics import offline_scorer_folder
+        from ldlm_metrics import offline_scorer_folder
 
         return str(offline_scorer_folder())
     except (ImportError, ValueError):

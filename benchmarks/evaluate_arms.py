@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from modeling_ldlm.metrics import (
+from ldlm_metrics import (
     Scorer,
     distinct_n,
     generative_perplexity,

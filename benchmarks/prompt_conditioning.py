@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from modeling_ldlm import LDLMForDiffusionGeneration  # noqa: E402
-from modeling_ldlm.metrics import load_scorer  # noqa: E402
+from ldlm_metrics import load_scorer  # noqa: E402
 
 
 def continuation_ppl(scorer, prompts: list[str], continuations: list[str]) -> float:

@@ -51,7 +51,7 @@ from benchmarks.reuse_baselines import (  # noqa: E402
 from benchmarks.tiers import TIERS  # noqa: E402
 from benchmarks.train_baselines import build_baseline, train_for_budget  # noqa: E402
 from modeling_ldlm import LDLMForDiffusionGeneration, LDLMGenerationConfig  # noqa: E402
-from modeling_ldlm.metrics import load_scorer  # noqa: E402
+from ldlm_metrics import load_scorer  # noqa: E402
 from modeling_ldlm.token_ids import end_of_sequence_id, start_of_sequence_id  # noqa: E402
 
 # The command-line switch that turns each recipe part off (train/run.py), next to the paper's claim.

@@ -18,8 +18,8 @@ from transformers import TrainerCallback
 
 from modeling_ldlm import LDLMForDiffusionGeneration
 from tests.conftest import VOCAB, tiny_lm_folder, tiny_model, tiny_sizes, token_batch
-from tests.test_train_run import argv
-from tests.test_train_trainer import make_trainer
+from tests.train.test_train_run import argv
+from tests.train.test_train_trainer import make_trainer
 from train.data import load_text
 from train.run import main
 from train.trainer import STAGING_DIR, LDLMTrainer

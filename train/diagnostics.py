@@ -3,7 +3,7 @@
     share = mean_{n,d} Var_b(z0[b, n, d]) / mean_{b,n,d} z0[b, n, d]^2
 
 is the share of latent energy that differs between samples: ~1 for healthy latents, -> 0 when every text maps to the
-same latents (collapse). Sample metrics (unigram entropy, ...) live in `modeling_ldlm.metrics`.
+same latents (collapse). Sample metrics (unigram entropy, ...) live in `ldlm_metrics`.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from transformers import HfArgumentParser, set_seed
 from transformers.utils import logging
 
 from modeling_ldlm import LDLMForDiffusionGeneration
-from modeling_ldlm.metrics import unigram_entropy
+from ldlm_metrics import unigram_entropy
 from train.arguments import DataArguments, LDLMTrainingArguments, ModelArguments
 from train.data import (
     CachedHiddenDataset,

@@ -1,4 +1,4 @@
-"""`evaluate` module: generative perplexity of texts under a causal-LM scorer (modeling_ldlm.metrics).
+"""`evaluate` module: generative perplexity of texts under a causal-LM scorer (ldlm_metrics).
 
     import evaluate
     gen_ppl = evaluate.load("evaluate_metrics/ldlm_gen_ppl")        # a local path: works offline
@@ -6,13 +6,13 @@
     gen_ppl.compute(predictions=texts, scorer="gpt2-large")          # what papers use (needs the Hub)
 
 gen-PPL = exp( sum_i sum_t -log p(w_t | w_<t) / sum_i |w_i| ), the scorer's BOS prepended to each text. The result
-names the scorer and its checksum. `scorer` may also be a loaded `modeling_ldlm.metrics.Scorer`.
+names the scorer and its checksum. `scorer` may also be a loaded `ldlm_metrics.Scorer`.
 """
 
 import datasets
 import evaluate
 
-from modeling_ldlm.metrics import generative_perplexity, get_scorer
+from ldlm_metrics import generative_perplexity, get_scorer
 
 
 class LdlmGenPpl(evaluate.Metric):

@@ -1,5 +1,5 @@
 """`evaluate` module: MAUVE between generated texts and reference texts on a causal-LM scorer's features
-(`mauve-text`; modeling_ldlm.metrics.mauve_score).
+(`mauve-text`; ldlm_metrics.mauve_score).
 
     mauve = evaluate.load("evaluate_metrics/ldlm_mauve")
     mauve.compute(predictions=samples, references=held_out_texts)               # offline SmolLM2 features
@@ -12,7 +12,7 @@ the seed.
 import datasets
 import evaluate
 
-from modeling_ldlm.metrics import get_scorer, mauve_score
+from ldlm_metrics import get_scorer, mauve_score
 
 
 class LdlmMauve(evaluate.Metric):

@@ -1,4 +1,4 @@
-"""`evaluate` module: per-sample unigram entropy, rep-n and distinct-n of texts (modeling_ldlm.metrics).
+"""`evaluate` module: per-sample unigram entropy, rep-n and distinct-n of texts (ldlm_metrics).
 
     stats = evaluate.load("evaluate_metrics/ldlm_text_stats")
     stats.compute(predictions=texts)                          # whitespace words
@@ -12,7 +12,7 @@ samples together.
 import datasets
 import evaluate
 
-from modeling_ldlm.metrics import distinct_n, mean_repetition_rate, mean_unigram_entropy
+from ldlm_metrics import distinct_n, mean_repetition_rate, mean_unigram_entropy
 
 
 class LdlmTextStats(evaluate.Metric):

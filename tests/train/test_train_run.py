@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import tiny_lm_folder
 from train.run import main, parse_args, warmup_report, yaml_to_argv
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ("max_sequence_length=16,num_latents=4,latent_dim=8,encoder_hidden_size=32,encoder_num_layers=1,"
         "encoder_num_heads=2,denoiser_hidden_size=32,denoiser_num_layers=1,denoiser_num_heads=2,"
         "latent_decoder_hidden_size=32,latent_decoder_num_layers=1,latent_decoder_num_heads=2,"

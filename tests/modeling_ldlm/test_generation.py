@@ -9,7 +9,7 @@ from modeling_ldlm import LDLMForDiffusionGeneration, LDLMGenerationConfig
 from modeling_ldlm.canvas import cut_at_eos
 from modeling_ldlm.generation_ldlm import sample_tokens
 
-from .conftest import EOS, VOCAB, tiny_lm_folder, tiny_model, tiny_sizes, token_batch
+from tests.conftest import EOS, VOCAB, tiny_lm_folder, tiny_model, tiny_sizes, token_batch
 
 L = 16  # tiny canvas
 

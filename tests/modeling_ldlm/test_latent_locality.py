@@ -6,7 +6,7 @@ import torch
 from modeling_ldlm import LDLMConfig, LDLMForDiffusionGeneration
 from modeling_ldlm.layers import locality_bias
 
-from .conftest import tiny_config, tiny_model, token_batch
+from tests.conftest import tiny_config, tiny_model, token_batch
 
 
 def test_locality_bias_is_zero_at_each_latent_centre_and_minus_half_one_width_away():

@@ -10,7 +10,7 @@ import torch
 
 from modeling_ldlm import LDLMForDiffusionGeneration
 
-from .conftest import tiny_lm_folder, tiny_model, token_batch
+from tests.conftest import tiny_lm_folder, tiny_model, token_batch
 
 FRESH_LOAD = textwrap.dedent("""
     import json, sys

@@ -3,7 +3,7 @@ import torch
 
 from modeling_ldlm import LDLMForDiffusionGeneration
 
-from .conftest import VOCAB, tiny_model, token_batch
+from tests.conftest import VOCAB, tiny_model, token_batch
 
 
 def deterministic_inputs(model, batch=3, seed=0):

@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks.report import render
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
 @pytest.mark.parametrize("tier", ["cpu", "cpu-long"])

@@ -3,7 +3,7 @@ from transformers import AutoConfig, AutoTokenizer
 
 from modeling_ldlm import PRESETS, LDLMConfig, LDLMForDiffusionGeneration
 
-from .conftest import tiny_config, tiny_lm_config, tiny_lm_folder, tiny_sizes
+from tests.conftest import tiny_config, tiny_lm_config, tiny_lm_folder, tiny_sizes
 
 
 def test_round_trip(tmp_path, lm_kind):

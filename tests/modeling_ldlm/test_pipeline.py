@@ -8,8 +8,8 @@ import pytest
 from modeling_ldlm import LDLMForDiffusionGeneration
 from modeling_ldlm.handler import EndpointHandler
 
-from .conftest import tiny_lm_folder, tiny_sizes
-from .test_remote_code import run_fresh
+from tests.conftest import tiny_lm_folder, tiny_sizes
+from tests.modeling_ldlm.test_remote_code import run_fresh
 
 PIPELINE = textwrap.dedent("""
     import json, sys
@@ -141,7 +141,7 @@ def test_pipeline_joins_prompt_and_completion_like_the_tokenizer(tmp_path, famil
     pipeline built from the folder or from a model object loaded with AutoModel."""
     from transformers import AutoTokenizer
 
-    from .conftest import tiny_gpt2_folder
+    from tests.conftest import tiny_gpt2_folder
 
     lm = tiny_lm_folder(tmp_path / "lm") if family == "wordpiece" else tiny_gpt2_folder(tmp_path / "lm")
     LDLMForDiffusionGeneration.from_frozen_lm(str(lm), **tiny_sizes()).save_pretrained(tmp_path / "ckpt")

@@ -11,7 +11,7 @@ from modeling_ldlm.token_ids import (
     start_of_sequence_id,
 )
 
-from .conftest import tiny_bpe_tokenizer, tiny_lm_folder
+from tests.conftest import tiny_bpe_tokenizer, tiny_lm_folder
 
 
 def test_end_of_sequence_id_for_both_tokenizer_families(tmp_path):

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from modeling_ldlm.metrics import (
+from ldlm_metrics import (
     Scorer,
     distinct_n,
     generative_perplexity,
@@ -82,7 +82,7 @@ def test_perplexity_skips_empty_texts_and_rejects_all_empty():
 @pytest.mark.slow
 def test_offline_scorer_prefers_english():
     pytest.importorskip("gguf")
-    from modeling_ldlm.metrics import load_scorer
+    from ldlm_metrics import load_scorer
 
     s = load_scorer()
     good = generative_perplexity(["The cat sat on the mat and looked out of the window."], s)["gen_ppl"]
@@ -91,7 +91,7 @@ def test_offline_scorer_prefers_english():
 
 
 # ---- the local `evaluate` modules (evaluate_metrics/), loaded by path: offline ------------------------------------
-EVALUATE_DIR = __import__("pathlib").Path(__file__).resolve().parents[1] / "evaluate_metrics"
+EVALUATE_DIR = __import__("pathlib").Path(__file__).resolve().parents[2] / "evaluate_metrics"
 
 
 def load_metric(name):

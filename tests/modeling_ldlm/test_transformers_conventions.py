@@ -13,8 +13,8 @@ import torch
 
 from modeling_ldlm import LDLMForDiffusionGeneration
 
-from .conftest import tiny_lm_folder, tiny_model, tiny_sizes, token_batch
-from .test_remote_code import run_fresh
+from tests.conftest import tiny_lm_folder, tiny_model, tiny_sizes, token_batch
+from tests.modeling_ldlm.test_remote_code import run_fresh
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -121,7 +121,7 @@ def test_load_save_load_as_remote_code_keeps_every_file_and_the_outputs(tmp_path
 def test_old_transformers_is_refused_with_the_supported_range(tmp_path):
     code = ("import transformers; transformers.__version__ = '5.10.0'\n"
             "import modeling_ldlm")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "ImportError" in result.stderr and "transformers>=5.20,<6" in result.stderr and "5.10.0" in result.stderr

@@ -6,7 +6,7 @@ import torch
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from .conftest import VOCAB, tiny_config, tiny_model
+from tests.conftest import VOCAB, tiny_config, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
