@@ -1,5 +1,6 @@
 """Offline sample-quality metrics for text generators (generative perplexity, unigram entropy, rep-n, distinct-n,
-MAUVE). Used by the training script, the benchmarks and the local `evaluate` modules; not part of a checkpoint."""
+MAUVE) and their bootstrap intervals (`ldlm_metrics.bootstrap`). Used by the training script, the benchmarks and
+the local `evaluate` modules; not part of a checkpoint."""
 
 from .metrics import (
     OFFLINE_SCORER,
@@ -10,11 +11,13 @@ from .metrics import (
     generative_perplexity,
     get_scorer,
     load_scorer,
+    mauve_from_features,
     mauve_score,
     mean_repetition_rate,
     mean_unigram_entropy,
     ngrams,
     offline_scorer_folder,
+    pooled_unigram_entropy,
     repetition_rate,
     scorer_features,
     unigram_entropy,
@@ -22,6 +25,6 @@ from .metrics import (
 
 __all__ = [
     "OFFLINE_SCORER", "Scorer", "default_cache_dir", "distinct_n", "folder_checksum", "generative_perplexity",
-    "get_scorer", "load_scorer", "mauve_score", "mean_repetition_rate", "mean_unigram_entropy", "ngrams",
-    "offline_scorer_folder", "repetition_rate", "scorer_features", "unigram_entropy",
+    "get_scorer", "load_scorer", "mauve_from_features", "mauve_score", "mean_repetition_rate", "mean_unigram_entropy",
+    "ngrams", "offline_scorer_folder", "pooled_unigram_entropy", "repetition_rate", "scorer_features", "unigram_entropy",
 ]

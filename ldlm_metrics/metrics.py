@@ -58,6 +58,14 @@ def mean_unigram_entropy(samples: Sequence[Sequence]) -> float:
     return sum(unigram_entropy(s) for s in samples) / len(samples)
 
 
+def pooled_unigram_entropy(samples: Sequence[Sequence]) -> float:
+    """Corpus-pooled entropy (nats): the unigram entropy of all samples' tokens together. Unlike the per-sample mean
+    it does not fall with sample length, and it sees a generator that repeats the same text across samples."""
+    if len(samples) == 0:
+        raise ValueError("pooled_unigram_entropy needs at least one sample.")
+    return unigram_entropy([token for sample in samples for token in sample])
+
+
 def repetition_rate(tokens: Sequence, n: int) -> float:
     """rep-n of one sample: the share of its n-grams that repeat an earlier one (0 when it has none)."""
     grams = ngrams(tokens, n)
@@ -169,21 +177,30 @@ def _score_batches(scorer: Scorer, texts: Sequence[str], batch_size: int, max_le
 
 
 def generative_perplexity(
-    texts: Sequence[str], scorer: Scorer, batch_size: int = 16, max_length: int = 256
-) -> dict[str, float | str | int]:
-    """Token-weighted perplexity of `texts` under the scorer (empty texts are skipped and counted)."""
+    texts: Sequence[str], scorer: Scorer, batch_size: int = 16, max_length: int = 256, per_text: bool = False
+) -> dict:
+    """Token-weighted perplexity of `texts` under the scorer (empty texts are skipped and counted). `per_text=True`
+    adds each text's summed negative log-likelihood (`text_nll`) and scored tokens (`text_tokens`), the inputs of
+    `ldlm_metrics.bootstrap`."""
     kept = [t for t in texts if t.strip()]
     if not kept:
         raise ValueError("generative_perplexity needs at least one non-empty text.")
-    nll, count = 0.0, 0
+    nll, count, text_nll, text_tokens = 0.0, 0, [], []
     for ids, mask, out in _score_batches(scorer, kept, batch_size, max_length):
         logits = out.logits[:, :-1].float()
         target, target_mask = ids[:, 1:], mask[:, 1:].float()
         losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
         nll += float((losses * target_mask).sum())
         count += int(target_mask.sum())
-    return {"gen_ppl": math.exp(nll / max(count, 1)), "scored_tokens": count, "num_texts": len(kept),
-            "empty_texts": len(texts) - len(kept), "scorer": scorer.name, "scorer_checksum": scorer.checksum}
+        text_nll += (losses * target_mask).sum(1).tolist()
+        text_tokens += target_mask.sum(1).long().tolist()
+    result = {"gen_ppl": math.exp(nll / max(count, 1)), "scored_tokens": count, "num_texts": len(kept),
+              "empty_texts": len(texts) - len(kept), "scorer": scorer.name, "scorer_checksum": scorer.checksum}
+    if per_text:  # aligned with `texts`: an empty text scores 0 nats over 0 tokens
+        scores = iter(zip(text_nll, text_tokens))
+        pairs = [next(scores) if t.strip() else (0.0, 0) for t in texts]
+        result.update(text_nll=[p[0] for p in pairs], text_tokens=[p[1] for p in pairs])
+    return result
 
 
 def scorer_features(texts: Sequence[str], scorer: Scorer, batch_size: int = 16, max_length: int = 256) -> torch.Tensor:
@@ -198,17 +215,24 @@ def scorer_features(texts: Sequence[str], scorer: Scorer, batch_size: int = 16, 
 def mauve_score(samples: Sequence[str], references: Sequence[str], scorer: Scorer, seed: int = 0,
                 max_length: int = 256) -> dict[str, float | str]:
     """MAUVE between samples and references on scorer features (`pip install mauve-text`)."""
-    try:
-        import mauve
-    except ImportError as err:
-        raise ValueError("MAUVE needs `pip install mauve-text` (the `eval` extra).") from err
     if len(samples) < 2 or len(references) < 2:
         raise ValueError("MAUVE needs at least two samples and two references.")
     p = scorer_features(samples, scorer, max_length=max_length).numpy()
     q = scorer_features(references, scorer, max_length=max_length).numpy()
-    clusters = max(2, min(len(p), len(q)) // 10)
-    result = mauve.compute_mauve(p_features=p, q_features=q, num_buckets=clusters, seed=seed, verbose=False)
-    return {"mauve": float(result.mauve), "scorer": scorer.name, "scorer_checksum": scorer.checksum, "seed": seed}
+    return {"mauve": mauve_from_features(p, q, seed), "scorer": scorer.name, "scorer_checksum": scorer.checksum,
+            "seed": seed}
+
+
+def mauve_from_features(p_features, q_features, seed: int = 0) -> float:
+    """MAUVE between two feature matrices (rows: texts), with min(len) // 10 clusters (at least 2)."""
+    try:
+        import mauve
+    except ImportError as err:
+        raise ValueError("MAUVE needs `pip install mauve-text` (the `eval` extra).") from err
+    clusters = max(2, min(len(p_features), len(q_features)) // 10)
+    result = mauve.compute_mauve(p_features=p_features, q_features=q_features, num_buckets=clusters, seed=seed,
+                                 verbose=False)
+    return float(result.mauve)
 
 
 __all__ = [
@@ -221,6 +245,8 @@ __all__ = [
     "mauve_score",
     "mean_repetition_rate",
     "mean_unigram_entropy",
+    "mauve_from_features",
+    "pooled_unigram_entropy",
     "repetition_rate",
     "unigram_entropy",
 ]
