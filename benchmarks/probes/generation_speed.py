@@ -1,22 +1,19 @@
 """LDLM generation speed of one checkpoint: batch-1 latency and batch-64 throughput (medians of warm runs), peak
 memory and executed network calls, per number of denoising steps.
 
-    python benchmarks/generation_speed.py runs/cpu-long --steps 10 25 50 100
+    python -m benchmarks.probes.generation_speed runs/cpu-long --steps 10 25 50 100
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from modeling_ldlm import LDLMForDiffusionGeneration
 
-from benchmarks.evaluate_arms import speed_rows  # noqa: E402
-from modeling_ldlm import LDLMForDiffusionGeneration  # noqa: E402
+from ..evaluate_arms import speed_rows
 
 
 def main() -> None:

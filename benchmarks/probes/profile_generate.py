@@ -1,7 +1,7 @@
 """Where the time of `generate()` goes: seconds and FLOPs per part, next to this machine's dense matmul rate.
 
-    python benchmarks/profile_generate.py                          # cpu-small and a paper-like width, random weights
-    python benchmarks/profile_generate.py --checkpoint runs/cpu-long --steps 10
+    python -m benchmarks.probes.profile_generate     # cpu-small and a paper-like width, random weights
+    python -m benchmarks.probes.profile_generate --checkpoint runs/cpu-long --steps 10
 
 Each part is timed on its own, on exactly the tensors `generate()` gives it (median of warm runs): the denoiser calls
 (S steps), the latent decoder, the token decoder's body, the vocabulary head over the positions read, token
@@ -18,22 +18,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import modeling_ldlm.generation_ldlm as generation_ldlm
+from modeling_ldlm import LDLMConfig, LDLMForDiffusionGeneration
+from modeling_ldlm.canvas import unconditional_canvas
+from modeling_ldlm.generation_ldlm import sample_tokens
+from modeling_ldlm.random_rows import normal_rows, row_generators
 
-import modeling_ldlm.generation_ldlm as generation_ldlm  # noqa: E402
-from benchmarks.speed import count_flops  # noqa: E402
-from modeling_ldlm import LDLMConfig, LDLMForDiffusionGeneration  # noqa: E402
-from modeling_ldlm.canvas import unconditional_canvas  # noqa: E402
-from modeling_ldlm.generation_ldlm import sample_tokens  # noqa: E402
-from modeling_ldlm.random_rows import normal_rows, row_generators  # noqa: E402
+from ..speed import count_flops
 
 # Random-weight sizes around the offline MiniLM (BERT, hidden 384, 6 layers, 30,522 words); "paper-like" keeps the
 # paper's widths (768, 12-layer DiT, 6-layer encoder and latent decoder, 3-layer token decoder) on 128 tokens.

@@ -1,9 +1,9 @@
 """Scale check of the paper-scale path: sizes, FLOPs and memory at the real `paper-owt` sizes, and measured speed.
 
-    python benchmarks/scale_check.py --count_only            # any machine, ~2 min on 2 cores: parameters, FLOPs, memory
-    python benchmarks/scale_check.py                         # a GPU: also training and generation speed (~10 min)
-    python benchmarks/scale_check.py --batches 1 --generation_steps 10 50   # CPU at full size: ~8 min on 2 cores
-    python benchmarks/scale_check.py --reduced               # CPU, toy widths: the same code path, for the tests
+    python -m benchmarks.probes.scale_check --count_only   # any machine, ~2 min on 2 cores: parameters, FLOPs, memory
+    python -m benchmarks.probes.scale_check                # a GPU: also training and generation speed (~10 min)
+    python -m benchmarks.probes.scale_check --batches 1 --generation_steps 10 50   # CPU at full size: ~8 min on 2 cores
+    python -m benchmarks.probes.scale_check --reduced      # CPU, toy widths: the same code path, for the tests
 
 The model is built from configs alone (GPT-2 small's config for the frozen LM, random weights, random tokens): no
 download. Counted, not guessed: parameters per part; FLOPs of one joint training step (forward + backward) and of
@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from modeling_ldlm import PRESETS, LDLMConfig, LDLMForDiffusionGeneration
 
-from benchmarks.baselines import MDLMBaseline  # noqa: E402
-from modeling_ldlm import PRESETS, LDLMConfig, LDLMForDiffusionGeneration  # noqa: E402
+from ..baselines import MDLMBaseline
 
 PARTS = ("frozen_lm", "encoder", "denoiser", "latent_decoder", "token_decoder")
 REDUCED = dict(max_sequence_length=64, num_latents=64, latent_dim=32, encoder_hidden_size=32, encoder_num_layers=1,

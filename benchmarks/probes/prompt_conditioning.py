@@ -1,6 +1,6 @@
 """Does a prompt condition LDLM's output?
 
-    python benchmarks/prompt_conditioning.py runs/cpu-long --num_prompts 64 --prefix_tokens 6
+    python -m benchmarks.probes.prompt_conditioning runs/cpu-long --num_prompts 64 --prefix_tokens 6
 
 For held-out sentences (the last 5% of the Brown corpus, which training holds out), take the first `prefix_tokens`
 tokens as a prompt and compare, under the same scorer and the same continuation length:
@@ -16,17 +16,15 @@ import argparse
 import gzip
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from ldlm_metrics import load_scorer
+from modeling_ldlm import LDLMForDiffusionGeneration
 
-from modeling_ldlm import LDLMForDiffusionGeneration  # noqa: E402
-from ldlm_metrics import load_scorer  # noqa: E402
+from ..paths import BROWN
 
 
 def continuation_ppl(scorer, prompts: list[str], continuations: list[str]) -> float:
@@ -57,7 +55,7 @@ def main() -> None:
     parser.add_argument("--guidance_scale", type=float, default=1.0)
     parser.add_argument("--scorer", default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--text_file", type=Path, default=ROOT / "data" / "brown.txt.gz")
+    parser.add_argument("--text_file", type=Path, default=BROWN)
     args = parser.parse_args()
 
     model = LDLMForDiffusionGeneration.from_pretrained(args.checkpoint).eval()

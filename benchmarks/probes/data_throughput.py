@@ -2,8 +2,8 @@
 on a large local text file, materialised (the `datasets` Arrow cache, `--preprocessing_num_workers` processes) and
 streaming (`--streaming`), extrapolated to OpenWebText (~8M documents, ~9B GPT-2 tokens) on 16 cores.
 
-    python benchmarks/data_throughput.py                       # 1 GiB of text, packed 1024-token blocks; ~20 min
-    python benchmarks/data_throughput.py --size_mb 4           # seconds (the test suite's run)
+    python -m benchmarks.probes.data_throughput                # 1 GiB of text, packed 1024-token blocks; ~20 min
+    python -m benchmarks.probes.data_throughput --size_mb 4    # seconds (the test suite's run)
 
 The text is built locally from the vendored Brown corpus: its sentences reshuffled into documents of 10-70
 sentences (about OpenWebText's ~1,100 tokens per document), a fresh shuffle for every pass, one document per line,
@@ -28,10 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from ..paths import BROWN, ROOT
 
-BROWN = ROOT / "data" / "brown.txt.gz"
 OWT_TOKENS, OWT_CORES = 9.04e9, 16  # OpenWebText's GPT-2 tokens; the cores it is extrapolated to
 
 
@@ -111,10 +109,11 @@ def measure(mode: str, text: Path, tokenizer_path: str, max_length: int, workers
 def run_fresh(mode: str, text: Path, args: argparse.Namespace, workers: int) -> dict:
     cache = Path(tempfile.mkdtemp(prefix="ldlm-data-cache-", dir=args.work_dir))
     try:
-        cmd = [sys.executable, __file__, "--_measure", mode, "--_text", str(text), "--tokenizer", args.tokenizer,
-               "--max_length", str(args.max_length), "--workers", str(workers), "--_cache", str(cache)]
+        cmd = [sys.executable, "-m", "benchmarks.probes.data_throughput", "--_measure", mode, "--_text", str(text),
+               "--tokenizer", args.tokenizer, "--max_length", str(args.max_length), "--workers", str(workers),
+               "--_cache", str(cache)]
         env = {**os.environ, "HF_DATASETS_CACHE": str(cache)}  # read when `datasets` is imported
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, cwd=ROOT)
         if res.returncode != 0:
             raise RuntimeError(f"{mode} measurement failed:\n{res.stderr[-3000:]}")
         return json.loads(res.stdout.strip().splitlines()[-1])
