@@ -1,6 +1,6 @@
 """Render a benchmark result (`benchmarks/results/<tier>.json`) as the markdown tables of BENCHMARKS.md.
 
-    python benchmarks/report.py benchmarks/results/cpu.json [--work_dir runs/bench-cpu] [--plots]
+    python -m benchmarks.report benchmarks/results/cpu.json [--work_dir runs/bench-cpu] [--plots]
 
 `--work_dir` adds each LDLM run's final training metrics (reconstruction accuracy, latent variance share) when the
 result file does not carry them. `--plots` (re)draws the result's two figures next to it (benchmarks/plots.py):
@@ -13,14 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python benchmarks/report.py`: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.frontier import throughput_batch  # noqa: E402
-from benchmarks.plots import plot_result  # noqa: E402
+from .frontier import throughput_batch
+from .plots import plot_result
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -94,87 +90,114 @@ def provenance(result: dict) -> list[str]:
 
 
 def render(result: dict, work_dir: Path | None = None) -> str:
-    s = result["summary"]
+    """Every table of one result, in BENCHMARKS.md's order."""
+    summary = result["summary"]
     batch = throughput_batch(result["speed"][0])
-    throughput_key = f"throughput_batch{batch}_seq_per_s"
-    out = []
+    parts = [arms_table(result, batch), control_line(result["control"]), *ratio_lines(summary, batch)]
+    if "speed_at_quality" in summary:
+        parts.append("\n" + speed_at_quality_table(summary["speed_at_quality"], batch))
+    parts += ["\n" + frontier_table(result["quality"]), "\n" + ldlm_runs_table(result, work_dir), *provenance(result),
+              "\n" + samples(result["quality"])]
+    return "\n".join(parts)
+
+
+def arms_table(result: dict, batch: int) -> str:
+    """One row per (arm, steps): cost, gen-PPL at the data's entropy, MAUVE, latency, throughput and memory."""
+    s = result["summary"]
     matched = s["genppl_at_matched_entropy"]
     mauve = {(r["arm"], r["steps"]): r["mauve"] for r in result["quality"] if "mauve" in r}
-    rows = []
-    for r in result["speed"]:
-        key = f"{r['arm']}@{r['steps']}"
-        rows.append([r["arm"], r["steps"] or "–", r["network_calls"], r.get("gflop_per_sequence"), matched.get(key),
-                     mauve.get((r["arm"], r["steps"])), r["latency_batch1_s"], r[throughput_key], r["peak_memory_mib"]])
-    out.append(table(["arm", "steps", "network calls", "GFLOP per sequence",
-                      f"gen-PPL at entropy {s['reference_entropy']:.2f}", "MAUVE (knob 1.0)", "latency b=1 (s)",
-                      f"throughput b={batch} (seq/s)", "peak memory (MiB)"],
-                     rows))
-    c = result["control"]
-    out.append(f"\nHeld-out data through the same metrics: gen-PPL {fmt(c['gen_ppl'])}, entropy {fmt(c['entropy'])}, "
-               f"rep-2 {fmt(c['rep_2'])}, distinct-2 {fmt(c['distinct_2'])}, mean length {fmt(c['mean_length'])} "
-               "tokens.")
+    rows = [[r["arm"], r["steps"] or "–", r["network_calls"], r.get("gflop_per_sequence"),
+             matched.get(f"{r['arm']}@{r['steps']}"), mauve.get((r["arm"], r["steps"])), r["latency_batch1_s"],
+             r[f"throughput_batch{batch}_seq_per_s"], r["peak_memory_mib"]] for r in result["speed"]]
+    return table(["arm", "steps", "network calls", "GFLOP per sequence",
+                  f"gen-PPL at entropy {s['reference_entropy']:.2f}", "MAUVE (knob 1.0)", "latency b=1 (s)",
+                  f"throughput b={batch} (seq/s)", "peak memory (MiB)"], rows)
+
+
+def control_line(c: dict) -> str:
+    """The held-out data through the same metrics: the figures every arm is compared with."""
+    return (f"\nHeld-out data through the same metrics: gen-PPL {fmt(c['gen_ppl'])}, entropy {fmt(c['entropy'])}, "
+            f"rep-2 {fmt(c['rep_2'])}, distinct-2 {fmt(c['distinct_2'])}, mean length {fmt(c['mean_length'])} "
+            "tokens.")
+
+
+def ratio_lines(s: dict, batch: int) -> list[str]:
+    """The headline ratios, after a note on every sweep that missed the data's entropy and before a warning when
+    the headline point itself is one of them."""
     ldlm_arm = s.get("ldlm_arm", "ldlm")
     unmatched = [k for k, ok in s.get("entropy_matched_within_sweep", {}).items() if not ok]
+    out = []
     if unmatched:
         out.append(f"\nNot matched: the knob sweep of {', '.join(unmatched)} does not bracket entropy "
                    f"{s['reference_entropy']:.2f}; the figure above is the gen-PPL of the nearest point, which is not "
                    "comparable.")
-    if s.get("speed_vs_mdlm") is None:
-        mdlm_ratio = "no MDLM step count reaches LDLM's gen-PPL (LDLM is better at every MDLM setting)"
-    else:
-        mdlm_ratio = (f"LDLM/MDLM throughput (LDLM {s['ldlm_default_steps']} steps vs MDLM {s['mdlm_matching_steps']} "
-                      f"steps, which {'matches' if s['mdlm_matches_ldlm_quality'] else 'is MDLM’s best and does not match'}"
-                      f" LDLM's gen-PPL) = **{s['speed_vs_mdlm']:.2f}×**")
     out.append("\n**Ratios** (LDLM = `" + ldlm_arm + "`): " + ", ".join([
-        mdlm_ratio, f"AR/LDLM batch-1 latency = **{s['latency_vs_ar_batch1']:.2f}×**",
+        mdlm_ratio(s), f"AR/LDLM batch-1 latency = **{s['latency_vs_ar_batch1']:.2f}×**",
         f"LDLM/AR batch-{batch} throughput = **{s['throughput_vs_ar']:.2f}×**"]) + ".")
     headline = f"{ldlm_arm}@{s.get('ldlm_default_steps')}"
     if headline in unmatched:
         out.append(f"These ratios compare unequal quality: {headline} is not matched at the data's entropy. The "
                    "per-point table below says where a comparison at matched quality exists.")
-    if "speed_at_quality" in s:
-        out.append("\n" + speed_at_quality_table(s["speed_at_quality"], batch))
-    frontier = [[r["arm"], r["steps"] or "–", f"{r.get('knob_name', 'knob')} {r['knob']}", r["entropy"],
-                 r["gen_ppl"], r["rep_2"], r["rep_4"], r["distinct_2"], r["mean_length"]] for r in result["quality"]]
-    out.append("\n" + table(["arm", "steps", "knob", "entropy", "gen-PPL", "rep-2", "rep-4", "distinct-2",
-                             "mean length"], frontier))
+    return out
+
+
+def mdlm_ratio(s: dict) -> str:
+    if s.get("speed_vs_mdlm") is None:
+        return "no MDLM step count reaches LDLM's gen-PPL (LDLM is better at every MDLM setting)"
+    return (f"LDLM/MDLM throughput (LDLM {s['ldlm_default_steps']} steps vs MDLM {s['mdlm_matching_steps']} "
+            f"steps, which {'matches' if s['mdlm_matches_ldlm_quality'] else 'is MDLM’s best and does not match'}"
+            f" LDLM's gen-PPL) = **{s['speed_vs_mdlm']:.2f}×**")
+
+
+def frontier_table(quality: list[dict]) -> str:
+    """Every point of every arm's knob sweep."""
+    rows = [[r["arm"], r["steps"] or "–", f"{r.get('knob_name', 'knob')} {r['knob']}", r["entropy"],
+             r["gen_ppl"], r["rep_2"], r["rep_4"], r["distinct_2"], r["mean_length"]] for r in quality]
+    return table(["arm", "steps", "knob", "entropy", "gen-PPL", "rep-2", "rep-4", "distinct-2", "mean length"], rows)
+
+
+def ldlm_runs_table(result: dict, work_dir: Path | None) -> str:
+    """The full recipe and each ablation: matched gen-PPL, argmax decoding, reconstruction and the warmup."""
+    s = result["summary"]
+    ldlm_arm, steps = s.get("ldlm_arm", "ldlm"), s["ldlm_default_steps"]
     metrics = train_metrics(result, work_dir)
-    steps = s["ldlm_default_steps"]
-
-    def argmax_point(rows: list[dict]) -> list:
-        """Entropy and gen-PPL of argmax decoding at noise_scale 1.0 (a collapsed model shows entropy near 0)."""
-        row = next((r for r in rows if r["steps"] == steps and r["knob"] == 1.0), None)
-        return [row["entropy"], row["gen_ppl"]] if row else [None, None]
-
-    def joint_from(m: dict) -> str:
-        """The step where gamma reached 1 and the share of the run trained jointly ('never': the warmup did not
-        finish; '–': recorded before runs logged it)."""
-        if "gamma_start_step" not in m:
-            return "–"
-        if m.get("gamma_one_step") is None:
-            return "never"
-        return f"{m['gamma_one_step']} ({m['gamma_one_fraction']:.0%} of the run)"
-
-    full_argmax = argmax_point([r for r in result["quality"] if r["arm"] == "ldlm"])
-    rows = [["full recipe", "–", matched.get(f"{ldlm_arm}@{steps}"), *full_argmax,
-             metrics.get("ldlm", {}).get("eval_token_accuracy"), metrics.get("ldlm", {}).get("eval_latent_variance_share"),
-             joint_from(metrics.get("ldlm", {}))]]
+    full = metrics.get("ldlm", {})
+    rows = [["full recipe", "–", s["genppl_at_matched_entropy"].get(f"{ldlm_arm}@{steps}"),
+             *argmax_point([r for r in result["quality"] if r["arm"] == "ldlm"], steps),
+             full.get("eval_token_accuracy"), full.get("eval_latent_variance_share"), joint_from(full)]]
     for a in result["ablations"]:
         m = metrics.get(f"ablation-{a['ablation']}", {})
         at = a["at_matched_entropy"]
         ppl = at["gen_ppl"] if at["matched"] else f"{fmt(at['gen_ppl'])} (not matched: nearest point, entropy " \
             f"{fmt(at.get('nearest_entropy'))})"
-        rows.append([a["ablation"], a["paper_claim"], ppl,
-                     *argmax_point(a.get("argmax_rows", [])), m.get("eval_token_accuracy"),
-                     m.get("eval_latent_variance_share"), joint_from(m)])
-    out.append("\n" + table(["LDLM run", "paper's claim", f"gen-PPL at entropy {s['reference_entropy']:.2f} "
-                             f"({ldlm_arm}, {steps} steps)", "argmax entropy", "argmax gen-PPL",
-                             "reconstruction accuracy", "latent variance share", "gamma = 1 from step"], rows))
-    out += provenance(result)
+        rows.append([a["ablation"], a["paper_claim"], ppl, *argmax_point(a.get("argmax_rows", []), steps),
+                     m.get("eval_token_accuracy"), m.get("eval_latent_variance_share"), joint_from(m)])
+    return table(["LDLM run", "paper's claim", f"gen-PPL at entropy {s['reference_entropy']:.2f} "
+                  f"({ldlm_arm}, {steps} steps)", "argmax entropy", "argmax gen-PPL", "reconstruction accuracy",
+                  "latent variance share", "gamma = 1 from step"], rows)
+
+
+def argmax_point(rows: list[dict], steps: int) -> list:
+    """Entropy and gen-PPL of argmax decoding at noise_scale 1.0 (a collapsed model shows entropy near 0)."""
+    row = next((r for r in rows if r["steps"] == steps and r["knob"] == 1.0), None)
+    return [row["entropy"], row["gen_ppl"]] if row else [None, None]
+
+
+def joint_from(m: dict) -> str:
+    """The step where gamma reached 1 and the share of the run trained jointly ('never': the warmup did not
+    finish; '–': recorded before runs logged it)."""
+    if "gamma_start_step" not in m:
+        return "–"
+    if m.get("gamma_one_step") is None:
+        return "never"
+    return f"{m['gamma_one_step']} ({m['gamma_one_fraction']:.0%} of the run)"
+
+
+def samples(quality: list[dict]) -> str:
+    """The first two samples of every point at knob 1.0."""
     examples = [f"- **{r['arm']}** ({r['steps'] or '–'} steps, knob {r['knob']}): " + " / ".join(
-        repr(t[:120]) for t in r["examples"][:2]) for r in result["quality"] if r["knob"] == 1.0]
-    out.append("\nSamples (knob 1.0, first two):\n\n" + "\n".join(examples))
-    return "\n".join(out)
+        repr(t[:120]) for t in r["examples"][:2]) for r in quality if r["knob"] == 1.0]
+    return "Samples (knob 1.0, first two):\n\n" + "\n".join(examples)
 
 
 def main() -> None:
