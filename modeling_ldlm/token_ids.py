@@ -89,6 +89,15 @@ def end_of_sequence_id(tokenizer: Any) -> int | None:
     return getattr(tokenizer, "eos_token_id", None)
 
 
+def require_end_of_sequence_id(tokenizer: Any) -> int:
+    """`end_of_sequence_id`, which LDLM cannot do without: a ValueError when the tokenizer has neither id."""
+    eos = end_of_sequence_id(tokenizer)
+    if eos is None:
+        raise ValueError("The tokenizer has neither a separator nor an EOS token: LDLM needs an end-of-sequence id; "
+                         "use a tokenizer that has one (or set tokenizer.eos_token to a token of its vocabulary).")
+    return eos
+
+
 def start_of_sequence_id(tokenizer: Any) -> int | None:
     """The id a tokenizer puts first: [CLS] if it has one (BERT-like), else its BOS token."""
     if getattr(tokenizer, "cls_token_id", None) is not None:
@@ -110,4 +119,4 @@ def check_tokenizer_matches(config: Any, tokenizer: Any, where: str) -> None:
 
 
 __all__ = ["check_binary_mask", "check_right_padded", "check_token_batch", "check_token_ids", "check_vocabulary",
-           "check_tokenizer_matches", "end_of_sequence_id", "start_of_sequence_id"]
+           "check_tokenizer_matches", "end_of_sequence_id", "require_end_of_sequence_id", "start_of_sequence_id"]

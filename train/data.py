@@ -23,7 +23,7 @@ from datasets import Dataset, DatasetDict, IterableDatasetDict, load_dataset
 from datasets.exceptions import DatasetGenerationError
 from transformers.utils.logging import tqdm
 
-from modeling_ldlm.token_ids import end_of_sequence_id
+from modeling_ldlm.token_ids import require_end_of_sequence_id
 
 MODES = ("sentence", "packed")
 LONG_LINES = ("truncate", "drop")
@@ -49,26 +49,7 @@ def load_text(dataset_name: str | None = None, dataset_config_name: str | None =
     if dataset_name is not None:
         raw = load_dataset(dataset_name, dataset_config_name, streaming=streaming)
     else:
-        for path in [train_file, validation_file]:
-            if path is not None and not os.path.isfile(path):
-                raise ValueError(f"Data file {path!r} does not exist.")
-            if path is not None and os.path.getsize(path) == 0:
-                raise ValueError(f"Data file {path!r} is empty.")
-        if encoding_errors not in ENCODING_ERRORS:
-            raise ValueError(f"--encoding_errors must be one of {ENCODING_ERRORS}, got {encoding_errors!r}.")
-        files = {"train": train_file}
-        if validation_file is not None:
-            files["validation"] = validation_file
-        try:
-            raw = load_dataset("text", data_files=files, encoding_errors=encoding_errors, streaming=streaming)
-        except DatasetGenerationError as err:
-            cause = err.__cause__ or err.__context__
-            if not isinstance(cause, UnicodeDecodeError):
-                raise
-            named = " or ".join(repr(f) for f in files.values())
-            raise ValueError(f"{named} is not UTF-8 text: {cause}. Convert it "
-                             "(iconv -f latin1 -t utf-8), or pass --encoding_errors replace to read such bytes as "
-                             "U+FFFD, or --encoding_errors ignore to drop them.") from err
+        raw = _read_text_files(train_file, validation_file, encoding_errors, streaming)
     if "train" not in raw:
         raise ValueError(f"The dataset has no 'train' split (splits: {list(raw)}).")
     columns = raw["train"].column_names
@@ -81,15 +62,43 @@ def load_text(dataset_name: str | None = None, dataset_config_name: str | None =
     raw = DatasetDict({k: v.select_columns(["text"]) for k, v in raw.items()})
     if len(raw["train"]) == 0:
         raise ValueError("The training data is empty.")
-    if "validation" not in raw:
-        if not 0 < validation_split_percentage < 100:
-            raise ValueError("No validation split: set --validation_file or 0 < --validation_split_percentage < 100.")
-        n = len(raw["train"])
-        n_val = max(1, int(n * validation_split_percentage / 100))
-        if n_val >= n:
-            raise ValueError(f"The training data has only {n} rows: too few to hold out a validation split.")
-        raw = DatasetDict(train=raw["train"].select(range(n - n_val)), validation=raw["train"].select(range(n - n_val, n)))
-    return raw
+    return raw if "validation" in raw else _held_out_splits(raw["train"], validation_split_percentage)
+
+
+def _read_text_files(train_file: str, validation_file: str | None, encoding_errors: str,
+                     streaming: bool) -> DatasetDict | IterableDatasetDict:
+    """Local text files, one example a line, read as UTF-8 (`encoding_errors` for other bytes)."""
+    for path in [train_file, validation_file]:
+        if path is not None and not os.path.isfile(path):
+            raise ValueError(f"Data file {path!r} does not exist.")
+        if path is not None and os.path.getsize(path) == 0:
+            raise ValueError(f"Data file {path!r} is empty.")
+    if encoding_errors not in ENCODING_ERRORS:
+        raise ValueError(f"--encoding_errors must be one of {ENCODING_ERRORS}, got {encoding_errors!r}.")
+    files = {"train": train_file}
+    if validation_file is not None:
+        files["validation"] = validation_file
+    try:
+        return load_dataset("text", data_files=files, encoding_errors=encoding_errors, streaming=streaming)
+    except DatasetGenerationError as err:
+        cause = err.__cause__ or err.__context__
+        if not isinstance(cause, UnicodeDecodeError):
+            raise
+        named = " or ".join(repr(f) for f in files.values())
+        raise ValueError(f"{named} is not UTF-8 text: {cause}. Convert it "
+                         "(iconv -f latin1 -t utf-8), or pass --encoding_errors replace to read such bytes as "
+                         "U+FFFD, or --encoding_errors ignore to drop them.") from err
+
+
+def _held_out_splits(train: Dataset, validation_split_percentage: float) -> DatasetDict:
+    """The last `validation_split_percentage` percent of the training rows as the validation split."""
+    if not 0 < validation_split_percentage < 100:
+        raise ValueError("No validation split: set --validation_file or 0 < --validation_split_percentage < 100.")
+    n = len(train)
+    n_val = max(1, int(n * validation_split_percentage / 100))
+    if n_val >= n:
+        raise ValueError(f"The training data has only {n} rows: too few to hold out a validation split.")
+    return DatasetDict(train=train.select(range(n - n_val)), validation=train.select(range(n - n_val, n)))
 
 
 def _streaming_splits(raw: IterableDatasetDict, validation_rows: int) -> IterableDatasetDict:
@@ -103,13 +112,6 @@ def _streaming_splits(raw: IterableDatasetDict, validation_rows: int) -> Iterabl
     return raw
 
 
-def _eos_id(tokenizer: Any) -> int:
-    eos = end_of_sequence_id(tokenizer)
-    if eos is None:
-        raise ValueError("The tokenizer has neither a sep nor an eos token: LDLM needs an end-of-sequence id.")
-    return eos
-
-
 def tokenize(raw: DatasetDict | IterableDatasetDict, tokenizer: Any, max_length: int, mode: str = "sentence",
              long_lines: str = "truncate", num_proc: int | None = None) -> DatasetDict | IterableDatasetDict:
     """Token ids (column "input_ids") per split; empty lines are skipped. Cached by `datasets` fingerprints; an
@@ -120,7 +122,7 @@ def tokenize(raw: DatasetDict | IterableDatasetDict, tokenizer: Any, max_length:
         raise ValueError(f"long_lines must be one of {LONG_LINES}, got {long_lines!r}.")
     if max_length < 2:
         raise ValueError(f"max_length must be >= 2, got {max_length}.")
-    eos = _eos_id(tokenizer)
+    eos = require_end_of_sequence_id(tokenizer)
     # verbose=False: the tokenizer would warn about lines longer than its model_max_length; we cut them ourselves.
 
     def sentence(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
