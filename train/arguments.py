@@ -1,15 +1,27 @@
-"""Command-line arguments of `train/run.py`: model, data and training dataclasses for `HfArgumentParser`.
+"""Command-line arguments of `train/run.py` and `train/distill.py`: dataclasses for `HfArgumentParser`, each checking
+its own values in `__post_init__` (a ValueError naming the flag and what to do).
 
-Every part of the four-part recipe is switchable here, so the paper's ablations can be rerun:
-`--decoder_loss ce`, `--gamma_warmup false`, `--adaptive_timesteps false`, `--decoder_noise_std 0`,
-`--self_conditioning_prob 0`, `--ema_decay 0`.
+`TrainerArguments` holds what both trainers use (weight EMA, the non-finite guard, evaluation batches, samples);
+`LDLMTrainingArguments` adds the joint-training recipe and `DistillationArguments` the distillation stages.
+Every part of the four-part recipe is switchable, so the paper's ablations can be rerun: `--decoder_loss ce`,
+`--gamma_warmup false`, `--adaptive_timesteps false`, `--decoder_noise_std 0`, `--self_conditioning_prob 0`,
+`--ema_decay 0`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from transformers import TrainingArguments
+
+from .config_fields import parse_config_overrides
+from .progressive import LOSS_WEIGHTINGS, stage_steps
+
+NONFINITE_POLICIES = ("stop", "skip")
+NEXT_TEACHERS = ("ema", "live")
+MODEL_FLAGS = ("frozen_lm_layer", "max_sequence_length", "num_latents", "latent_dim", "decoder_noise_std",
+               "decoder_loss", "token_loss_stop_gradient", "self_conditioning_prob", "noise_schedule_d")
 
 
 @dataclass
@@ -29,28 +41,26 @@ class ModelArguments:
     config_overrides: str | None = field(
         default=None, metadata={"help": "More LDLMConfig fields for a new model: 'denoiser_num_layers=6,dropout=0.1'."})
 
-    def config_fields(self) -> dict:
-        names = ["frozen_lm_layer", "max_sequence_length", "num_latents", "latent_dim", "decoder_noise_std",
-                 "decoder_loss", "token_loss_stop_gradient", "self_conditioning_prob", "noise_schedule_d"]
-        fields = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
-        for item in (self.config_overrides or "").split(","):
-            if item.strip():
-                if "=" not in item:
-                    raise ValueError(f"--config_overrides entries look like key=value, got {item!r}.")
-                key, value = (s.strip() for s in item.split("=", 1))
-                fields[key] = _parse_value(value)
-        return fields
+    def __post_init__(self) -> None:
+        if self.frozen_lm is None and self.model_name_or_path is None:
+            raise ValueError("Give --frozen_lm (start a new model) or --model_name_or_path (fine-tune an LDLM).")
+        self.config_fields()  # a malformed --config_overrides or an unknown field raises here
+
+    def config_fields(self) -> dict[str, Any]:
+        """The LDLMConfig fields these flags set: the named ones that were given, then --config_overrides."""
+        fields = {name: getattr(self, name) for name in MODEL_FLAGS if getattr(self, name) is not None}
+        return {**fields, **parse_config_overrides(self.config_overrides)}
 
 
-def _parse_value(text: str):
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+@dataclass
+class DistillModelArguments:
+    teacher: str = field(default=None, metadata={"help": "The LDLM checkpoint to distil (its EMA weights)."})
+    student_init: str | None = field(default=None, metadata={
+        "help": "Checkpoint the student starts from (default: the teacher); its latent shape must be the teacher's."})
+
+    def __post_init__(self) -> None:
+        if self.teacher is None:
+            raise ValueError("Give --teacher: the LDLM checkpoint to distil.")
 
 
 @dataclass
@@ -81,9 +91,41 @@ class DataArguments:
     streaming_shuffle_buffer: int = field(default=10_000, metadata={
         "help": "--streaming: examples held in the shuffle buffer (shuffling a stream is approximate)."})
 
+    def __post_init__(self) -> None:
+        if self.streaming and self.cache_hidden_states:
+            raise ValueError("--cache_hidden_states needs the whole corpus tokenised up front; it cannot be combined "
+                             "with --streaming.")
+
+    def check_steps(self, training_args: TrainingArguments) -> None:
+        """The one rule that needs the training arguments too: a stream needs a step count."""
+        if self.streaming and training_args.max_steps <= 0:
+            raise ValueError("--streaming needs --max_steps > 0: a stream's length, and so an epoch, is unknown.")
+
 
 @dataclass
-class LDLMTrainingArguments(TrainingArguments):
+class TrainerArguments(TrainingArguments):
+    """What both trainers use: the weight EMA, the non-finite guard, evaluation batches and end-of-run samples."""
+
+    ema_decay: float = field(default=0.999, metadata={"help": "EMA of the weights saved for generation; 0: off."})
+    max_eval_batches: int | None = 8
+    nonfinite_loss: str = field(default="stop", metadata={
+        "help": "A NaN/Inf loss or gradient: 'stop' raises naming the term and step; 'skip' skips that batch or "
+                "optimiser step (it still stops after --max_nonfinite_skips skips in a row)."})
+    max_nonfinite_skips: int = field(default=10, metadata={"help": "Consecutive skipped batches before stopping."})
+    num_samples: int = field(default=4, metadata={"help": "Samples printed at the end (needs model.generate)."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.nonfinite_loss not in NONFINITE_POLICIES:
+            raise ValueError(f"--nonfinite_loss must be 'stop' or 'skip', got {self.nonfinite_loss!r}.")
+        if self.max_nonfinite_skips < 1:
+            raise ValueError(f"--max_nonfinite_skips must be >= 1, got {self.max_nonfinite_skips}.")
+
+
+@dataclass
+class LDLMTrainingArguments(TrainerArguments):
+    """Training arguments of train/run.py: the joint objective's recipe on top of `TrainerArguments`."""
+
     gamma_warmup: bool = field(default=True, metadata={"help": "Diffusion-to-encoder warmup; false: gamma = 1."})
     gamma_warmup_steps: int | None = field(default=None, metadata={"help": "S_wu in steps (overrides the ratio)."})
     gamma_warmup_ratio: float = field(default=0.3, metadata={"help": "S_wu as a fraction of the run."})
@@ -96,28 +138,24 @@ class LDLMTrainingArguments(TrainingArguments):
     timestep_uniform_mix: float = 0.1
     timestep_ema_decay: float = 0.99
     token_loss_fraction: float = field(default=1.0, metadata={"help": "Share of positions scored by the token loss."})
-    ema_decay: float = field(default=0.999, metadata={"help": "EMA of the weights saved for generation; 0: off."})
-    max_eval_batches: int | None = 8
     collapse_threshold: float = field(default=0.1, metadata={"help": "Warn when the latent variance share is below."})
-    nonfinite_loss: str = field(default="stop", metadata={
-        "help": "A NaN/Inf loss or gradient: 'stop' raises naming the term and step; 'skip' skips that batch or "
-                "optimiser step (it still stops after --max_nonfinite_skips skips in a row)."})
-    max_nonfinite_skips: int = field(default=10, metadata={"help": "Consecutive skipped batches before stopping."})
-    num_samples: int = field(default=4, metadata={"help": "Samples printed at the end (needs model.generate)."})
     sample_steps: int = 100
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_steps == 0 or (self.max_steps < 0 and self.num_train_epochs <= 0):
+            raise ValueError("Zero training steps: set --max_steps > 0 or --num_train_epochs > 0.")
+        if not 0.0 < self.token_loss_fraction <= 1.0:
+            raise ValueError(f"--token_loss_fraction must be in (0, 1], got {self.token_loss_fraction}.")
+        if self.gamma_warmup_ratio < 0 or (self.gamma_warmup_steps is not None and self.gamma_warmup_steps < 0):
+            raise ValueError("--gamma_warmup_ratio and --gamma_warmup_steps must be >= 0.")
+        if self.gamma_start_accuracy is not None and not 0.0 <= self.gamma_start_accuracy <= 1.0:
+            raise ValueError(f"--gamma_start_accuracy must be in [0, 1], got {self.gamma_start_accuracy}.")
+
 
 @dataclass
-class DistillModelArguments:
-    teacher: str = field(default=None, metadata={"help": "The LDLM checkpoint to distil (its EMA weights)."})
-    student_init: str | None = field(default=None, metadata={
-        "help": "Checkpoint the student starts from (default: the teacher); its latent shape must be the teacher's."})
-
-
-@dataclass
-class DistillationArguments(LDLMTrainingArguments):
-    """Training arguments of train/distill.py. Only the denoiser trains; the joint-training recipe flags (gamma_*,
-    adaptive_timesteps, token_loss_fraction) do not apply. max_steps is set from the stages."""
+class DistillationArguments(TrainerArguments):
+    """Training arguments of train/distill.py. Only the denoiser trains; max_steps is set from the stages."""
 
     start_steps: int = field(default=16, metadata={"help": "Teacher steps of the first stage (halved each stage)."})
     final_steps: int = field(default=1, metadata={"help": "Student steps after the last stage."})
@@ -133,3 +171,30 @@ class DistillationArguments(LDLMTrainingArguments):
         "help": "Seeded samples of the quality probe: agreement with the teacher's own generate() samples."})
     save_stage_students: bool = field(default=True, metadata={
         "help": "Save each stage's student as <output_dir>/student-<N>-steps (the last is also output_dir)."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_distillation_values()
+        stages = len(self.stages)
+        if self.max_steps > 0 and self.max_steps != stages * self.steps_per_stage:
+            raise ValueError(f"--max_steps is set by the stages ({stages} x --steps_per_stage = "
+                             f"{stages * self.steps_per_stage}); leave it unset.")
+        self.max_steps = stages * self.steps_per_stage
+        self.remove_unused_columns = False  # the Trainer's model is the denoiser; the text columns feed the encoder
+
+    def _check_distillation_values(self) -> None:
+        if self.steps_per_stage <= 0:
+            raise ValueError(f"--steps_per_stage must be > 0, got {self.steps_per_stage}.")
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"--loss_weighting must be one of {LOSS_WEIGHTINGS}, got {self.loss_weighting!r}.")
+        if self.next_teacher not in NEXT_TEACHERS:
+            raise ValueError(f"--next_teacher must be 'ema' or 'live', got {self.next_teacher!r}.")
+        if self.next_teacher == "ema" and self.ema_decay <= 0:
+            raise ValueError("--next_teacher ema needs the weight EMA: pass --ema_decay > 0 or --next_teacher live.")
+        if not 0.0 < self.distill_t_max <= 1.0:
+            raise ValueError(f"--distill_t_max must be in (0, 1], got {self.distill_t_max}.")
+
+    @property
+    def stages(self) -> list[int]:
+        """The student's step count in each stage (checks --start_steps and --final_steps)."""
+        return stage_steps(self.start_steps, self.final_steps)

@@ -1,4 +1,5 @@
-"""DistillationTrainer: progressive distillation (train/progressive.py) of an LDLM's denoiser on `transformers.Trainer`.
+"""DistillationTrainer: progressive distillation (train/progressive.py) of an LDLM's denoiser, on the shared
+`train.base_trainer.TrainerBase` (weight EMA, non-finite guard, running-mean logs, atomic checkpoints).
 
 The Trainer's model is the student's denoiser alone (the only part that trains; it is the same module as
 `student.denoiser`, so DDP wraps and all-reduces exactly it). The encoder, decoders and frozen LM are the
@@ -17,6 +18,7 @@ import contextlib
 import copy
 import json
 import os
+from functools import partial
 from typing import Any
 
 import torch
@@ -27,8 +29,8 @@ from transformers.utils import logging
 
 from modeling_ldlm.noise_schedules import add_noise
 
-from .progressive import LOSS_WEIGHTINGS, distillation_loss, progressive_target, stage_steps, student_transitions
-from .trainer import LDLMTrainer
+from .base_trainer import TrainerBase
+from .progressive import distillation_loss, progressive_target, student_transitions
 
 logger = logging.get_logger(__name__)
 
@@ -44,22 +46,13 @@ class _StageCallback(TrainerCallback):
         self.trainer.after_optimizer_step()
 
 
-class DistillationTrainer(LDLMTrainer):
+class DistillationTrainer(TrainerBase):
     """`Trainer(model=student.denoiser)`; `student` and `teacher` are `LDLMForDiffusionGeneration` models, `args` a
     `train.arguments.DistillationArguments`."""
 
     def __init__(self, *args: Any, student: Any, teacher: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        a = self.args
-        if a.loss_weighting not in LOSS_WEIGHTINGS:
-            raise ValueError(f"--loss_weighting must be one of {LOSS_WEIGHTINGS}, got {a.loss_weighting!r}.")
-        if a.next_teacher not in ("ema", "live"):
-            raise ValueError(f"--next_teacher must be 'ema' or 'live', got {a.next_teacher!r}.")
-        if a.next_teacher == "ema" and self.ema is None:
-            raise ValueError("--next_teacher ema needs the weight EMA: pass --ema_decay > 0 or --next_teacher live.")
-        if not 0.0 < a.distill_t_max <= 1.0:
-            raise ValueError(f"--distill_t_max must be in (0, 1], got {a.distill_t_max}.")
-        self.stages = stage_steps(a.start_steps, a.final_steps)
+        self.stages = self.args.stages
         self.student, self.original_teacher = student, teacher
         self.teacher_denoiser = copy.deepcopy(teacher.denoiser).eval().requires_grad_(False)
         self.teacher_stage = 0
@@ -110,13 +103,8 @@ class DistillationTrainer(LDLMTrainer):
                                f"stage {stage}: resume from a checkpoint written by this trainer.")
         loss = self._distillation_loss(model, inputs, self.stages[stage], generator=None)
         if model.training:
-            if bool(torch.isfinite(loss)):
-                self._finite_microbatches += 1
-                self._running["loss_distill"] = self._running.get("loss_distill", 0.0) + loss.detach().float()
-                self._running_count += 1
-            else:
-                self._skip_or_stop(f"non-finite distillation loss at optimiser step {self.state.global_step + 1}")
-                loss = sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
+            loss = self.guard_loss(model, loss, on_finite=partial(self.accumulate, {"loss_distill": loss}),
+                                   describe=lambda step: f"non-finite distillation loss at optimiser step {step}")
         return (loss, None) if return_outputs else loss
 
     def _distillation_loss(self, model, inputs: dict[str, torch.Tensor], steps: int,
@@ -134,13 +122,10 @@ class DistillationTrainer(LDLMTrainer):
             target = progressive_target(self.teacher_fn(), z_t, t, s, student.alpha_sigma)
         return distillation_loss(model(z_t, t, None), target, alpha, sigma, self.args.loss_weighting)
 
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs and self._running_count > 0:
-            mean = self.accelerator.reduce(self._running["loss_distill"] / self._running_count, reduction="mean")
-            logs["loss_distill"] = round(float(mean), 6)
-            logs["student_steps"] = self.stages[self.stage_at(max(self.state.global_step - 1, 0))]
-            self._running, self._running_count = {}, 0
-        super(LDLMTrainer, self).log(logs, start_time)
+    def training_logs(self, means: dict[str, float]) -> dict[str, float]:
+        """The running mean of the distillation loss, and the student's step count of the stage just trained."""
+        return {"loss_distill": round(means["loss_distill"], 6),
+                "student_steps": self.stages[self.stage_at(max(self.state.global_step - 1, 0))]}
 
     # ---- evaluation: held-out loss and the quality probe ---------------------------------------------------------
     @torch.no_grad()
@@ -153,18 +138,13 @@ class DistillationTrainer(LDLMTrainer):
         generator = torch.Generator().manual_seed(a.seed)
         total, count = 0.0, 0
         try:
-            for step, batch in enumerate(dataloader):
-                if a.max_eval_batches is not None and step >= a.max_eval_batches:
-                    break
-                batch = {k: v.to(a.device) for k, v in batch.items()}
+            for batch in self.evaluation_batches(dataloader):
                 b = len(batch["input_ids"])
                 total += float(self._distillation_loss(model, batch, self.stages[stage], generator)) * b
                 count += b
             probe = self.probe(self.stages[stage])
         finally:
             model.train(was_training)
-        if count == 0:
-            raise ValueError("The evaluation set gave no batches: check --validation_file / --max_eval_samples.")
         totals = self.accelerator.reduce(torch.tensor([total, count], dtype=torch.float64, device=a.device), "sum")
         metrics = {f"{metric_key_prefix}_loss": float(totals[0] / totals[1]),
                    f"{metric_key_prefix}_student_steps": self.stages[stage]}
@@ -211,6 +191,7 @@ class DistillationTrainer(LDLMTrainer):
         self.saved_students[steps] = folder
 
     def checkpoint_extras(self, folder: str) -> None:
+        """The current teacher and stage, next to (the base's) EMA weights."""
         super().checkpoint_extras(folder)
         save_file({k: v.contiguous() for k, v in self.teacher_denoiser.state_dict().items()},
                   os.path.join(folder, TEACHER_NAME))
@@ -218,6 +199,7 @@ class DistillationTrainer(LDLMTrainer):
             json.dump({"teacher_stage": self.teacher_stage, "stages": self.stages}, f)
 
     def load_checkpoint_extras(self, checkpoint: str) -> None:
+        """Restore the EMA weights, the current teacher and stage written by `checkpoint_extras`."""
         super().load_checkpoint_extras(checkpoint)
         state_path, teacher_path = os.path.join(checkpoint, DISTILL_STATE_NAME), os.path.join(checkpoint, TEACHER_NAME)
         if not (os.path.isfile(state_path) and os.path.isfile(teacher_path)):

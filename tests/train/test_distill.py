@@ -166,6 +166,19 @@ def test_bad_distillation_input(teacher, tmp_path, make, match):
         main(argv(teacher, tmp_path / "out") + make(teacher, tmp_path))
 
 
+def test_the_distillation_trainer_shares_the_base_not_the_joint_recipe():
+    from train.arguments import DistillationArguments, LDLMTrainingArguments, TrainerArguments
+    from train.base_trainer import TrainerBase
+    from train.distill_trainer import DistillationTrainer
+    from train.trainer import LDLMTrainer
+
+    assert issubclass(DistillationTrainer, TrainerBase) and not issubclass(DistillationTrainer, LDLMTrainer)
+    assert issubclass(DistillationArguments, TrainerArguments)
+    assert not issubclass(DistillationArguments, LDLMTrainingArguments)
+    recipe = {"gamma_warmup", "gamma_k", "adaptive_timesteps", "token_loss_fraction", "timestep_uniform_mix"}
+    assert not recipe & set(DistillationArguments.__dataclass_fields__)
+
+
 def test_student_of_another_latent_shape_is_refused(teacher, tmp_path):
     lm = tiny_lm_folder(tmp_path / "lm")
     other = LDLMForDiffusionGeneration.from_frozen_lm(str(lm), **{**tiny_sizes(), "num_latents": 3})

@@ -98,6 +98,48 @@ def test_resume_and_fine_tune_paths(setup, tmp_path):
     assert tuned["metrics"]["train_loss"] > 0
 
 
+def test_config_overrides_name_an_unknown_field_and_the_valid_ones():
+    with pytest.raises(ValueError, match=r"'no_such_field', which LDLMConfig does not have; its fields are: "
+                                         r"frozen_lm_layer, .*latent_dim, .*denoiser_num_layers, "):
+        parse_args(["--frozen_lm", "unused", "--config_overrides", "no_such_field=3"])
+    with pytest.raises(ValueError, match="key=value"):
+        parse_args(["--frozen_lm", "unused", "--config_overrides", "dropout"])
+    model_args, _, _ = parse_args(["--frozen_lm", "unused", "--num_latents", "8", "--config_overrides",
+                                   "dropout=0.1, latent_locality=1.0,token_loss_stop_gradient=false"])
+    assert model_args.config_fields() == {"num_latents": 8, "dropout": 0.1, "latent_locality": 1.0,
+                                          "token_loss_stop_gradient": False}
+
+
+@pytest.mark.parametrize("parse, flags, match", [
+    ("run", ["--token_loss_fraction", "0"], "--token_loss_fraction must be in"),
+    ("run", ["--gamma_start_accuracy", "2"], "--gamma_start_accuracy must be in"),
+    ("run", ["--nonfinite_loss", "ignore"], "--nonfinite_loss must be"),
+    ("run", ["--max_steps", "0"], "Zero training steps"),
+    ("distill", ["--loss_weighting", "l1"], "--loss_weighting must be one of"),
+    ("distill", ["--ema_decay", "0"], "--next_teacher ema needs the weight EMA"),
+    ("distill", ["--distill_t_max", "0"], "--distill_t_max must be in"),
+    ("distill", ["--steps_per_stage", "0"], "--steps_per_stage must be > 0"),
+    ("distill", ["--gamma_warmup", "false"], "not used by the HfArgumentParser"),  # not a distillation flag
+])
+def test_argument_checks_run_when_the_command_line_is_parsed(parse, flags, match):
+    """Every argument check sits in the dataclasses: the command line fails before any model or data is loaded."""
+    from train.distill import parse_args as parse_distill_args
+
+    model = ["--frozen_lm", "unused"] if parse == "run" else ["--teacher", "unused"]
+    call = parse_args if parse == "run" else parse_distill_args
+    with pytest.raises(ValueError, match=match):
+        call([*model, "--output_dir", "/tmp/unused", *flags])
+
+
+def test_a_run_needs_a_model_to_start_from():
+    from train.distill import parse_args as parse_distill_args
+
+    with pytest.raises(ValueError, match="Give --frozen_lm"):
+        parse_args(["--output_dir", "/tmp/unused"])
+    with pytest.raises(ValueError, match="Give --teacher"):
+        parse_distill_args(["--output_dir", "/tmp/unused"])
+
+
 def test_bad_arguments(setup, tmp_path):
     base, lm = setup
     with pytest.raises(ValueError, match="Zero training steps"):
@@ -214,5 +256,6 @@ def test_bf16_on_a_cpu_only_machine_adds_use_cpu():
     assert with_cpu_bf16(["--bf16", "--max_steps", "3"])[-2:] == ["--use_cpu", "true"]
     assert with_cpu_bf16(["--bf16", "true", "--use_cpu", "false"]) == ["--bf16", "true", "--use_cpu", "false"]
     assert with_cpu_bf16(["--bf16", "false"]) == ["--bf16", "false"]
-    model_args, data_args, training_args = parse_args(["--bf16", "true", "--output_dir", "/tmp/unused"])
+    model_args, data_args, training_args = parse_args(["--frozen_lm", "unused", "--bf16", "true", "--output_dir",
+                                                       "/tmp/unused"])
     assert training_args.bf16 and training_args.use_cpu

@@ -9,8 +9,9 @@ from safetensors.torch import load_file
 
 from tests.conftest import tiny_model, token_batch
 from train.arguments import LDLMTrainingArguments
+from train.base_trainer import EMA_NAME
 from train.data import LDLMCollator
-from train.trainer import EMA_NAME, STATE_NAME, LDLMTrainer
+from train.trainer import STATE_NAME, LDLMTrainer
 
 
 def rows(n=32, length=12, seed=0):
@@ -122,9 +123,20 @@ def test_final_save_holds_ema_weights_and_collapse_warning(tmp_path, caplog):
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="token_loss_fraction"):
         make_trainer(tmp_path, token_loss_fraction=0.0)
-    t = make_trainer(tmp_path, max_steps=-1, num_train_epochs=0)
+    with pytest.raises(ValueError, match="Zero training steps"):
+        make_trainer(tmp_path, max_steps=-1, num_train_epochs=0)
+    t = make_trainer(tmp_path, max_steps=-1, num_train_epochs=0.1)  # 8 batches an epoch: 0.8 steps, rounded down
     with pytest.raises(ValueError, match="0 optimiser steps"):
         t.train()
+
+
+def test_resume_values_that_mean_the_newest_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path)
+    for value in (True, "true", "Last", "latest"):
+        with pytest.raises(ValueError, match="No valid checkpoint found"):
+            trainer.checkpoint_to_resume(value)
+    assert trainer.checkpoint_to_resume(None) is None
+    assert trainer.checkpoint_to_resume("some/checkpoint-3") == "some/checkpoint-3"
 
 
 def test_the_private_trainer_methods_we_override_are_unchanged():
