@@ -10,7 +10,9 @@ import sys
 import pytest
 
 from tests.conftest import tiny_lm_folder
-from train.run import main, parse_args, warmup_report, yaml_to_argv
+from train.command_line import parse_distill_args, parse_run_args, with_cpu_bf16, yaml_to_argv
+from train.run import main
+from train.summary import warmup_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ("max_sequence_length=16,num_latents=4,latent_dim=8,encoder_hidden_size=32,encoder_num_layers=1,"
@@ -96,16 +98,19 @@ def test_resume_and_fine_tune_paths(setup, tmp_path):
     tuned = main(["--model_name_or_path", str(out), "--decoder_noise_std", "0.0", *argv(base, lm, tmp_path / "ft",
                   "--num_samples", "0")[4:]])
     assert tuned["metrics"]["train_loss"] > 0
+    with pytest.raises(ValueError, match="--denoiser_num_layers cannot change when fine-tuning"):
+        main(["--model_name_or_path", str(out), *argv(base, lm, tmp_path / "ft2", "--config_overrides",
+                                                      "denoiser_num_layers=2")[4:]])
 
 
 def test_config_overrides_name_an_unknown_field_and_the_valid_ones():
     with pytest.raises(ValueError, match=r"'no_such_field', which LDLMConfig does not have; its fields are: "
                                          r"frozen_lm_layer, .*latent_dim, .*denoiser_num_layers, "):
-        parse_args(["--frozen_lm", "unused", "--config_overrides", "no_such_field=3"])
+        parse_run_args(["--frozen_lm", "unused", "--config_overrides", "no_such_field=3"])
     with pytest.raises(ValueError, match="key=value"):
-        parse_args(["--frozen_lm", "unused", "--config_overrides", "dropout"])
-    model_args, _, _ = parse_args(["--frozen_lm", "unused", "--num_latents", "8", "--config_overrides",
-                                   "dropout=0.1, latent_locality=1.0,token_loss_stop_gradient=false"])
+        parse_run_args(["--frozen_lm", "unused", "--config_overrides", "dropout"])
+    model_args, _, _ = parse_run_args(["--frozen_lm", "unused", "--num_latents", "8", "--config_overrides",
+                                       "dropout=0.1, latent_locality=1.0,token_loss_stop_gradient=false"])
     assert model_args.config_fields() == {"num_latents": 8, "dropout": 0.1, "latent_locality": 1.0,
                                           "token_loss_stop_gradient": False}
 
@@ -115,6 +120,7 @@ def test_config_overrides_name_an_unknown_field_and_the_valid_ones():
     ("run", ["--gamma_start_accuracy", "2"], "--gamma_start_accuracy must be in"),
     ("run", ["--nonfinite_loss", "ignore"], "--nonfinite_loss must be"),
     ("run", ["--max_steps", "0"], "Zero training steps"),
+    ("run", ["--streaming", "true", "--cache_hidden_states", "true", "--max_steps", "3"], "cannot be combined"),
     ("distill", ["--loss_weighting", "l1"], "--loss_weighting must be one of"),
     ("distill", ["--ema_decay", "0"], "--next_teacher ema needs the weight EMA"),
     ("distill", ["--distill_t_max", "0"], "--distill_t_max must be in"),
@@ -123,19 +129,15 @@ def test_config_overrides_name_an_unknown_field_and_the_valid_ones():
 ])
 def test_argument_checks_run_when_the_command_line_is_parsed(parse, flags, match):
     """Every argument check sits in the dataclasses: the command line fails before any model or data is loaded."""
-    from train.distill import parse_args as parse_distill_args
-
     model = ["--frozen_lm", "unused"] if parse == "run" else ["--teacher", "unused"]
-    call = parse_args if parse == "run" else parse_distill_args
+    call = parse_run_args if parse == "run" else parse_distill_args
     with pytest.raises(ValueError, match=match):
         call([*model, "--output_dir", "/tmp/unused", *flags])
 
 
 def test_a_run_needs_a_model_to_start_from():
-    from train.distill import parse_args as parse_distill_args
-
     with pytest.raises(ValueError, match="Give --frozen_lm"):
-        parse_args(["--output_dir", "/tmp/unused"])
+        parse_run_args(["--output_dir", "/tmp/unused"])
     with pytest.raises(ValueError, match="Give --teacher"):
         parse_distill_args(["--output_dir", "/tmp/unused"])
 
@@ -174,8 +176,6 @@ def test_an_fsdp_launch_that_accelerate_would_not_shard_is_refused(setup, tmp_pa
 
 
 def test_yaml_presets_parse_and_override(tmp_path):
-    from train.distill import parse_args as parse_distill_args
-
     for name in os.listdir(os.path.join(ROOT, "train", "configs")):
         # the paper presets ask for bf16 (GPUs); this CPU test switches it off
         path = os.path.join(ROOT, "train", "configs", name)
@@ -183,10 +183,10 @@ def test_yaml_presets_parse_and_override(tmp_path):
             model_args, data_args, training_args = parse_distill_args([path])
             assert model_args.teacher and training_args.steps_per_stage > 0 and data_args.train_file
             continue
-        model_args, data_args, training_args = parse_args([path, "--bf16", "false"])
+        model_args, data_args, training_args = parse_run_args([path, "--bf16", "false"])
         assert training_args.max_steps > 0 and (data_args.train_file or data_args.dataset_name)
     path = os.path.join(ROOT, "train", "configs", "quickstart.yaml")
-    model_args, data_args, training_args = parse_args([path, "--decoder_noise_std", "3.0", "--max_steps", "7"])
+    model_args, data_args, training_args = parse_run_args([path, "--decoder_noise_std", "3.0", "--max_steps", "7"])
     assert model_args.decoder_noise_std == 3.0 and training_args.max_steps == 7
     assert "--max_steps" in yaml_to_argv(path)
 
@@ -248,14 +248,12 @@ def test_a_hidden_state_cache_over_budget_is_refused_with_its_size(setup, tmp_pa
 
 
 def test_bf16_on_a_cpu_only_machine_adds_use_cpu():
-    from train.run import with_cpu_bf16
-
     if __import__("torch").cuda.is_available():
         pytest.skip("this machine has a GPU")
     assert with_cpu_bf16(["--bf16", "true"])[-2:] == ["--use_cpu", "true"]
     assert with_cpu_bf16(["--bf16", "--max_steps", "3"])[-2:] == ["--use_cpu", "true"]
     assert with_cpu_bf16(["--bf16", "true", "--use_cpu", "false"]) == ["--bf16", "true", "--use_cpu", "false"]
     assert with_cpu_bf16(["--bf16", "false"]) == ["--bf16", "false"]
-    model_args, data_args, training_args = parse_args(["--frozen_lm", "unused", "--bf16", "true", "--output_dir",
-                                                       "/tmp/unused"])
+    model_args, data_args, training_args = parse_run_args(["--frozen_lm", "unused", "--bf16", "true", "--output_dir",
+                                                           "/tmp/unused"])
     assert training_args.bf16 and training_args.use_cpu
