@@ -2,16 +2,7 @@ import math
 
 import torch
 
-from modeling_ldlm.noise_schedules import (
-    add_noise,
-    alpha_sigma,
-    eps_from_x0,
-    log_snr,
-    score_from_x0,
-    tan_d_alpha_sigma,
-    velocity_from_x0,
-    x0_from_eps,
-)
+from modeling_ldlm.noise_schedules import add_noise, alpha_sigma, tan_d_alpha_sigma
 
 
 def test_tan_d_matches_definition_and_is_variance_preserving():
@@ -34,21 +25,18 @@ def test_endpoints_and_cosine():
 
 def test_larger_d_is_noisier():
     t = torch.tensor([0.3])
-    assert tan_d_alpha_sigma(t, 5.0)[0] < tan_d_alpha_sigma(t, 1.0)[0]
-    assert log_snr(t, "tan", 5.0) < log_snr(t, "tan", 1.0)
+    (alpha5, sigma5), (alpha1, sigma1) = tan_d_alpha_sigma(t, 5.0), tan_d_alpha_sigma(t, 1.0)
+    assert alpha5 < alpha1
+    assert alpha5 / sigma5 < alpha1 / sigma1  # lower signal-to-noise ratio
 
 
-def test_conversions_invert_each_other():
+def test_add_noise_is_the_forward_process_per_row():
     g = torch.Generator().manual_seed(0)
     x0, eps = torch.randn(4, 3, 5, generator=g), torch.randn(4, 3, 5, generator=g)
     alpha, sigma = alpha_sigma(torch.tensor([0.1, 0.4, 0.7, 0.9]))
     z = add_noise(x0, eps, alpha, sigma)
-    torch.testing.assert_close(eps_from_x0(z, x0, alpha, sigma), eps, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(x0_from_eps(z, eps, alpha, sigma), x0, atol=1e-4, rtol=1e-4)
-    shape = (-1, 1, 1)
-    torch.testing.assert_close(score_from_x0(z, x0, alpha, sigma), -eps / sigma.view(shape), atol=1e-4, rtol=1e-4)
-    v = velocity_from_x0(z, x0, alpha, sigma)
-    torch.testing.assert_close(v, alpha.view(shape) * eps - sigma.view(shape) * x0, atol=1e-4, rtol=1e-4)
+    for row in range(4):
+        torch.testing.assert_close(z[row], alpha[row] * x0[row] + sigma[row] * eps[row])
 
 
 def test_schedule_runs_in_fp32():
