@@ -26,7 +26,7 @@ from .canvas import Canvas, build_canvas
 from .generation_config import LDLMGenerationConfig
 from .guidance import GuidedDenoiser
 from .random_rows import normal_rows, row_generators, uniform_rows
-from .solvers import learned_timesteps, sample, trailing_timesteps, uniform_timesteps
+from .solvers import StepCallback, learned_timesteps, sample, trailing_timesteps, uniform_timesteps
 
 logger = logging.get_logger(__name__)
 
@@ -36,12 +36,29 @@ _UNUSED_INPUTS = ("use_cache", "token_type_ids")
 # The hub arguments `from_pretrained` hands to `adjust_generation_fn` that `GenerationConfig.from_pretrained` takes.
 _HUB_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision", "subfolder")
 
-# The vocabulary head runs in about HEAD_CHUNKS position chunks of at least HEAD_CHUNK_MIN positions (few enough
-# calls to cost no launch overhead, enough to skip most of a row's canvas after its EOS) and of at least
-# HEAD_CHUNK_MIN_ROWS matmul rows (batch x positions): below that the call is bound by reading the head's weight,
-# which every chunk reads again, so a small batch gets one call.
-HEAD_CHUNKS, HEAD_CHUNK_MIN, HEAD_CHUNK_MIN_ROWS = 4, 8, 256
-StepCallback = Callable[[int, float, torch.Tensor, torch.Tensor], "torch.Tensor | None"]
+
+@dataclass(frozen=True)
+class HeadChunking:
+    """How `generate` runs the vocabulary head over the canvas: in about `chunks` position chunks of at least
+    `min_positions` positions (few enough calls to cost no launch overhead, enough to skip most of a row's canvas
+    after its EOS) and of at least `min_rows` matmul rows (batch x positions): below that the call is bound by reading
+    the head's weight, which every chunk reads again, so a small batch gets one call. The ids are the same for every
+    setting, only the time differs. Set `model.head_chunking` to change it; `HeadChunking(min_rows=2**62)` is one
+    call over the whole canvas."""
+
+    chunks: int = 4
+    min_positions: int = 8
+    min_rows: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("chunks", "min_positions", "min_rows"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"HeadChunking.{name} must be a positive integer, got {value!r}.")
+
+    def positions_per_call(self, width: int, batch: int) -> int:
+        """Canvas positions per head call for a batch of `batch` rows reading `width` positions."""
+        return max(self.min_positions, -(-width // self.chunks), -(-self.min_rows // batch))
 
 
 @dataclass
@@ -113,7 +130,10 @@ class StepHook:
 
 
 class LDLMGenerationMixin:
-    """`generate` for [`LDLMForDiffusionGeneration`] (transformers' `can_generate()` keys on the mixin's name)."""
+    """`generate` for [`LDLMForDiffusionGeneration`] (transformers' `can_generate()` keys on the mixin's name).
+    `head_chunking` (a `HeadChunking`, defaults to `HeadChunking()`) sets how the vocabulary head is split into calls."""
+
+    head_chunking: HeadChunking = HeadChunking()
 
     @torch.no_grad()
     def generate(
@@ -223,15 +243,16 @@ class LDLMGenerationMixin:
     def _decode_tokens(self, latents: torch.Tensor, canvas: Canvas, settings: LDLMGenerationConfig,
                        generators: list[torch.Generator] | None) -> torch.Tensor:
         """Latents (B, N, D) -> canvas ids (B, W). The decoders' body runs once over the canvas; the vocabulary head
-        and the token choice run in a few position chunks, each only for the rows whose completion has not ended in
-        the chunks before (a row's positions after its first EOS are never read). The ids read out are those of one
-        head call over the whole width: the same uniforms are drawn, and each position's choice is its own."""
+        and the token choice run in a few position chunks (`self.head_chunking`), each only for the rows whose
+        completion has not ended in the chunks before (a row's positions after its first EOS are never read). The ids
+        read out are those of one head call over the whole width: the same uniforms are drawn, and each position's
+        choice is its own."""
         width, batch = canvas.read_width, canvas.batch_size
         features = self.canvas_features(latents, width)  # (B, W, H)
         uniforms = draw_uniforms((batch, width), generators, latents.device) if settings.do_sample else None
         tokens = torch.full((batch, width), canvas.pad_id, dtype=torch.long, device=latents.device)
         rows = torch.arange(batch, device=latents.device)
-        chunk = max(HEAD_CHUNK_MIN, -(-width // HEAD_CHUNKS), -(-HEAD_CHUNK_MIN_ROWS // batch))
+        chunk = self.head_chunking.positions_per_call(width, batch)
         for lo in range(0, width, chunk):
             hi = min(lo + chunk, width)
             logits = self.token_decoder.lm_head(features[rows, lo:hi]).float()  # (b, hi - lo, V)
@@ -287,4 +308,4 @@ class LDLMGenerationMixin:
             logger.info("No generation_config.json found; using the default LDLMGenerationConfig.")
 
 
-__all__ = ["LDLMGenerationMixin", "LDLMGenerationOutput", "StepHook", "sample_tokens"]
+__all__ = ["HeadChunking", "LDLMGenerationMixin", "LDLMGenerationOutput", "StepHook", "sample_tokens"]

@@ -39,6 +39,7 @@ import torch
 from .adaptive_timesteps import warp, warp_cdf
 from .random_rows import Generators, normal_rows
 
+# The callables the solvers integrate over, defined here once (generation and train/progressive.py import them).
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (z_t (B, N, D), t (B,)) -> x0_hat (B, N, D)
 AlphaSigmaFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # t -> (alpha_t, sigma_t)
 StepCallback = Callable[[int, float, torch.Tensor, torch.Tensor], "torch.Tensor | None"]  # (step, t, z_t, x0_hat)
@@ -232,6 +233,9 @@ def sample(solver: str, denoise: DenoiseFn, z: torch.Tensor, timesteps: torch.Te
 
 __all__ = [
     "SOLVERS",
+    "AlphaSigmaFn",
+    "DenoiseFn",
+    "StepCallback",
     "TIME_SPACINGS",
     "check_time_grid",
     "ddim_step",

@@ -24,14 +24,11 @@ student's grid is every other point of its teacher's, and the last transition of
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 
-from modeling_ldlm.solvers import ddim_step
+from modeling_ldlm.solvers import AlphaSigmaFn, DenoiseFn, ddim_step
 
-DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (z_t (B, N, D), t (B,)) -> x0_hat
-AlphaSigmaFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 LOSS_WEIGHTINGS = ("snr_trunc", "none")
 
 

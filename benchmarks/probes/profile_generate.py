@@ -24,10 +24,9 @@ from pathlib import Path
 
 import torch
 
-import modeling_ldlm.generation_ldlm as generation_ldlm
 from modeling_ldlm import LDLMConfig, LDLMForDiffusionGeneration
 from modeling_ldlm.canvas import unconditional_canvas
-from modeling_ldlm.generation_ldlm import sample_tokens
+from modeling_ldlm.generation_ldlm import HeadChunking, sample_tokens
 from modeling_ldlm.random_rows import normal_rows, row_generators
 
 from ..speed import count_flops
@@ -87,14 +86,14 @@ def matmul_rate(repeats: int) -> float:
 
 
 @contextmanager
-def one_head_call():
+def one_head_call(model: LDLMForDiffusionGeneration):
     """generate() with the vocabulary head as one call over the canvas (no position chunks)."""
-    saved = generation_ldlm.HEAD_CHUNK_MIN_ROWS
-    generation_ldlm.HEAD_CHUNK_MIN_ROWS = 2**62
+    saved = model.head_chunking
+    model.head_chunking = HeadChunking(min_rows=2**62)
     try:
         yield
     finally:
-        generation_ldlm.HEAD_CHUNK_MIN_ROWS = saved
+        model.head_chunking = saved
 
 
 @torch.no_grad()
@@ -127,7 +126,7 @@ def profile(model: LDLMForDiffusionGeneration, batch: int, steps: int, repeats: 
                        generator=torch.Generator().manual_seed(0))
 
     def whole_one_head_call():
-        with one_head_call():
+        with one_head_call(model):
             whole()
 
     (total_s, one_call_s), total_flops = timed_side_by_side(whole, whole_one_head_call, repeats), count_flops(whole)

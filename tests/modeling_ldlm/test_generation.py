@@ -7,8 +7,7 @@ from transformers import TextDiffusionStreamer
 
 from modeling_ldlm import LDLMForDiffusionGeneration, LDLMGenerationConfig
 from modeling_ldlm.canvas import cut_at_eos
-from modeling_ldlm.generation_ldlm import sample_tokens
-
+from modeling_ldlm.generation_ldlm import HeadChunking, sample_tokens
 from tests.conftest import EOS, VOCAB, tiny_lm_folder, tiny_model, tiny_sizes, token_batch
 
 L = 16  # tiny canvas
@@ -141,11 +140,9 @@ def test_generate_cuts_at_eos():
 
 
 @pytest.mark.parametrize("do_sample", [False, True])
-def test_vocabulary_head_skips_ended_rows_and_reads_the_same_ids(monkeypatch, do_sample):
+def test_vocabulary_head_skips_ended_rows_and_reads_the_same_ids(do_sample):
     """The head runs in position chunks only for rows that have not ended: with one position per chunk (the most
     skipping) every mode reads the same ids as one head call over the whole canvas, and the head runs less."""
-    import modeling_ldlm.generation_ldlm as generation
-
     model = tiny_model().eval()
     head = model.token_decoder.lm_head
     with torch.no_grad():  # a strong, position-dependent EOS logit: rows end at different positions
@@ -159,12 +156,8 @@ def test_vocabulary_head_skips_ended_rows_and_reads_the_same_ids(monkeypatch, do
     modes = {"unconditional": dict(num_return_sequences=16), "prompt": dict(input_ids=ids, attention_mask=mask),
              "infilling": dict(fixed_tokens=template, fixed_mask=fixed)}
 
-    defaults = generation.HEAD_CHUNKS, generation.HEAD_CHUNK_MIN, generation.HEAD_CHUNK_MIN_ROWS
-
-    def run(kwargs, chunks, minimum, minimum_rows=1):
-        monkeypatch.setattr(generation, "HEAD_CHUNKS", chunks)
-        monkeypatch.setattr(generation, "HEAD_CHUNK_MIN", minimum)
-        monkeypatch.setattr(generation, "HEAD_CHUNK_MIN_ROWS", minimum_rows)
+    def run(kwargs, chunking):
+        model.head_chunking = chunking
         positions = []
         hook = model.token_decoder.lm_head.register_forward_hook(
             lambda module, args, out: positions.append(out.shape[:-1].numel()))
@@ -176,15 +169,26 @@ def test_vocabulary_head_skips_ended_rows_and_reads_the_same_ids(monkeypatch, do
         return out, sum(positions)
 
     for name, kwargs in modes.items():
-        whole, whole_positions = run(kwargs, 1, 10**6)
-        chunked, chunked_positions = run(kwargs, 10**6, 1)
-        default, _ = run(kwargs, *defaults)
+        whole, whole_positions = run(kwargs, HeadChunking(chunks=1, min_positions=10**6, min_rows=1))
+        chunked, chunked_positions = run(kwargs, HeadChunking(chunks=10**6, min_positions=1, min_rows=1))
+        default, _ = run(kwargs, HeadChunking())
         assert torch.equal(chunked, whole) and torch.equal(default, whole), name
         assert chunked_positions <= whole_positions, name
         if name == "unconditional":
             first_eos = {int(row.eq(EOS).nonzero()[0]) if row.eq(EOS).any() else len(row) for row in whole}
             assert len(first_eos) > 1  # rows end at different places
             assert chunked_positions < whole_positions
+
+
+def test_head_chunking_is_a_setting_of_the_model_with_a_checked_default():
+    model = tiny_model()
+    assert model.head_chunking == HeadChunking(chunks=4, min_positions=8, min_rows=256)
+    assert HeadChunking().positions_per_call(width=64, batch=64) == 16  # 4 chunks
+    assert HeadChunking().positions_per_call(width=64, batch=2) == 128  # a small batch: one call
+    model.head_chunking = HeadChunking(min_rows=2**62)
+    assert tiny_model().head_chunking == HeadChunking()  # set on one model, not on the class
+    with pytest.raises(ValueError, match="chunks"):
+        HeadChunking(chunks=0)
 
 
 def test_token_sampling_filters():
