@@ -6,9 +6,9 @@ Importing the package registers `LDLMConfig` and `LDLMForDiffusionGeneration` wi
 
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-from .configuration_ldlm import PRESETS, LDLMConfig
+from .configuration_ldlm import PRESETS, LDLMConfig, LDLMConfigError
 from .generation_config import LDLMGenerationConfig
-from .generation_ldlm import LDLMGenerationMixin, LDLMGenerationOutput
+from .generation_ldlm import HeadChunking, LDLMGenerationMixin, LDLMGenerationOutput
 from .modeling_ldlm import LDLMForDiffusionGeneration, LDLMOutput, LDLMPreTrainedModel
 
 AutoConfig.register("ldlm", LDLMConfig, exist_ok=True)
@@ -19,7 +19,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PRESETS",
+    "HeadChunking",
     "LDLMConfig",
+    "LDLMConfigError",
     "LDLMForDiffusionGeneration",
     "LDLMGenerationConfig",
     "LDLMGenerationMixin",

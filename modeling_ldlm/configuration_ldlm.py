@@ -6,13 +6,18 @@ sizes of the encoder E, denoiser f, latent decoder G and token decoder T, the no
 `alpha_t = 1 / sqrt(1 + d^2 tan^2(pi t / 2))`, the decoder-input noise sigma_dec, the loss coefficients of
 `L = c_diff L_diff + c_h L_h + c_w L_w` and the recipe switches. Sampler knobs live in `LDLMGenerationConfig`,
 training knobs in `train/`.
+
+Validated as transformers' own configs are: `@strict` (huggingface_hub.dataclasses) checks each field's type and its
+`interval()` or `Literal` values whenever it is set, and `validate_architecture` holds the rules that relate fields.
+Every refusal is an `LDLMConfigError`, a `ValueError` naming the field, its value and what is allowed. (No
+`from __future__ import annotations` here: `@strict` reads the field types as objects, and skips string ones.)
 """
 
-from __future__ import annotations
-
-from typing import Any
+from typing import Any, Literal
 
 import transformers
+from huggingface_hub.dataclasses import strict
+from huggingface_hub.errors import StrictDataclassError
 from packaging.version import Version
 
 # Checked first, because a checkpoint's remote code never sees the package's requirements: the config classes below
@@ -24,9 +29,14 @@ if not Version("5.20") <= Version(transformers.__version__) < Version("6"):
 
 from transformers import AutoConfig, PreTrainedConfig  # noqa: E402
 from transformers.configuration_utils import SubConfigSpec  # noqa: E402
+from transformers.utils.type_validators import interval, positive_int_field  # noqa: E402
 
-NOISE_SCHEDULES = ("tan", "cosine")
-DECODER_LOSSES = ("mse", "ce")
+# Field validators (`interval(...)(default=...)` makes a dataclass field that `@strict` checks on every assignment).
+at_least_one = interval(min=1)
+non_negative = interval(min=0)
+positive = interval(min=0, exclude_min=True)
+# Float fields also take ints (a config written with `dropout=0` must load); bools are refused.
+Number = int | float
 
 # Size presets. "paper-owt" follows the sizes a third-party re-implementation reports for the paper's OpenWebText
 # model (unconfirmed): GPT-2 small frozen at layer -3, one latent per token of width 768, encoder and latent decoder
@@ -76,6 +86,36 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+class LDLMConfigError(ValueError, StrictDataclassError):
+    """A value LDLMConfig refuses: a `ValueError`, as LDLM raises for every bad value, and a `StrictDataclassError`,
+    as transformers' `@strict` configs raise."""
+
+
+def raise_as_value_errors(cls: type) -> type:
+    """Re-raise what `@strict` raises on assignment and in `validate()` (huggingface_hub's
+    StrictDataclassFieldValidationError and StrictDataclassClassValidationError, which are not ValueErrors) as
+    `LDLMConfigError`, naming the field and its value. Applied on top of `@strict`."""
+    strict_setattr, strict_validate = cls.__setattr__, cls.validate
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        try:
+            strict_setattr(self, name, value)
+        except StrictDataclassError as err:
+            raise LDLMConfigError(f"LDLMConfig.{name}={value!r} is invalid: {err.__cause__}") from err
+
+    def validate(self: Any) -> None:
+        try:
+            strict_validate(self)
+        except StrictDataclassError as err:
+            raise LDLMConfigError(str(err.__cause__)) from err
+
+    cls.__setattr__ = __setattr__
+    cls.validate = validate
+    return cls
+
+
+@raise_as_value_errors
+@strict
 class LDLMConfig(PreTrainedConfig):
     r"""
     Configuration of [`LDLMForDiffusionGeneration`].
@@ -83,30 +123,35 @@ class LDLMConfig(PreTrainedConfig):
     Args:
         frozen_lm_config (`PreTrainedConfig` or `dict`): config of the frozen pretrained LM (any `AutoModel` family).
         frozen_lm_layer (`int`): which entry of the LM's `hidden_states` tuple is read (0 = embeddings, negative
-            counts from the end).
-        max_sequence_length (`int`): tokens per sequence L; the decoders always produce this many positions.
-        num_latents (`int`): N, the number of continuous latents per sequence.
-        latent_dim (`int`): D, the width of each latent.
-        {encoder,denoiser,latent_decoder,token_decoder}_{hidden_size,num_layers,num_heads} (`int`): part sizes.
-        mlp_ratio (`float`): MLP width as a multiple of the block width.
-        noise_schedule (`str`): `"tan"` (tan-d, VP) or `"cosine"` (d = 1).
-        noise_schedule_d (`float`): d of the tan-d schedule.
-        decoder_noise_std (`float`): sigma_dec, std of the Gaussian noise added to z0 before the latent decoder while
-            training (0 disables it).
-        latent_locality (`float`): 0 (the paper's encoder and latent decoder) disables it. > 0: a fixed Gaussian
+            counts from the end); within [-(layers + 1), layers] of the frozen LM.
+        max_sequence_length (`int`, >= 1): tokens per sequence L; the decoders always produce this many positions.
+        num_latents (`int`, >= 1): N, the number of continuous latents per sequence, at most 8 L.
+        latent_dim (`int`, >= 1): D, the width of each latent.
+        {encoder,denoiser,latent_decoder,token_decoder}_{hidden_size,num_layers,num_heads} (`int`): part sizes;
+            widths and head counts >= 1, each width divisible by its head count; layers >= 1 (the token decoder: >= 0).
+        mlp_ratio (`float`, > 0): MLP width as a multiple of the block width.
+        dropout (`float`, in [0, 1)): dropout of every attention and MLP of the trained parts.
+        layer_norm_eps (`float`, >= 0): epsilon of the layer norms.
+        noise_schedule (`"tan"` or `"cosine"`): `"tan"` (tan-d, VP) or `"cosine"` (d = 1).
+        noise_schedule_d (`float`, > 0): d of the tan-d schedule.
+        decoder_noise_std (`float`, >= 0): sigma_dec, std of the Gaussian noise added to z0 before the latent decoder
+            while training (0 disables it).
+        latent_locality (`float`, >= 0): 0 (the paper's encoder and latent decoder) disables it. > 0: a fixed Gaussian
             bias -(p - c_i)^2 / (2 s^2), s = latent_locality * L / N, c_i = (i + 1/2) L / N, added to the
             cross-attention logits between latent i and position p in the encoder and the latent decoder, so that
             each latent starts out reading and writing its own stretch of about s positions (an opt-in prior for long
             sequences, where learned queries that attend evenly everywhere learn slowly).
-        decoder_loss (`str`): `"mse"` (paper: regress the frozen hidden states) or `"ce"` (ablation: cross-entropy
-            through the latents into the encoder).
+        decoder_loss (`"mse"` or `"ce"`): `"mse"` (paper: regress the frozen hidden states) or `"ce"` (ablation:
+            cross-entropy through the latents into the encoder).
         token_loss_stop_gradient (`bool`): the token loss sees sg(h_hat) and trains only the token decoder.
-        self_conditioning_prob (`float`): probability of a self-conditioning pass per training step.
-        loss_{diffusion,hidden,token}_weight (`float`): loss coefficients.
-        timestep_bins (`int`): bins of the adaptive timestep sampler's loss curve.
+        self_conditioning_prob (`float`, in [0, 1]): probability of a self-conditioning pass per training step.
+            Configs written before the field was renamed call it `self_condition_prob`; it is read as this field.
+        loss_{diffusion,hidden,token}_weight (`float`, >= 0): loss coefficients.
+        timestep_bins (`int`, >= 1): bins of the adaptive timestep sampler's loss curve.
+        initializer_range (`float`, >= 0): std of the normal initialisation of the trained parts.
         vocab_size, pad_token_id, bos_token_id, eos_token_id (`int`, *optional*): the frozen LM tokenizer's; default
-            to the frozen LM config's. `eos_token_id` ends a generated row (BERT-like: [SEP]; GPT-2-like:
-            <|endoftext|>); without one, generation never cuts a row.
+            to the frozen LM config's; the ids lie in [0, vocab_size). `eos_token_id` ends a generated row
+            (BERT-like: [SEP]; GPT-2-like: <|endoftext|>); without one, generation never cuts a row.
     """
 
     model_type = "ldlm"
@@ -114,44 +159,44 @@ class LDLMConfig(PreTrainedConfig):
 
     frozen_lm_config: PreTrainedConfig | dict[str, Any] | None = None
     frozen_lm_layer: int = -1
-    max_sequence_length: int = 64
-    num_latents: int = 16
-    latent_dim: int = 64
-    encoder_hidden_size: int = 256
-    encoder_num_layers: int = 2
-    encoder_num_heads: int = 4
-    denoiser_hidden_size: int = 256
-    denoiser_num_layers: int = 4
-    denoiser_num_heads: int = 4
-    latent_decoder_hidden_size: int = 256
-    latent_decoder_num_layers: int = 2
-    latent_decoder_num_heads: int = 4
-    token_decoder_hidden_size: int = 256
-    token_decoder_num_layers: int = 1
-    token_decoder_num_heads: int = 4
-    mlp_ratio: float = 4.0
-    dropout: float = 0.0
-    layer_norm_eps: float = 1e-6
-    noise_schedule: str = "tan"
-    noise_schedule_d: float = 3.0
-    decoder_noise_std: float = 3.0
-    latent_locality: float = 0.0
-    decoder_loss: str = "mse"
+    max_sequence_length: int = at_least_one(default=64)
+    num_latents: int = at_least_one(default=16)
+    latent_dim: int = at_least_one(default=64)
+    encoder_hidden_size: int = at_least_one(default=256)
+    encoder_num_layers: int = at_least_one(default=2)
+    encoder_num_heads: int = at_least_one(default=4)
+    denoiser_hidden_size: int = at_least_one(default=256)
+    denoiser_num_layers: int = at_least_one(default=4)
+    denoiser_num_heads: int = at_least_one(default=4)
+    latent_decoder_hidden_size: int = at_least_one(default=256)
+    latent_decoder_num_layers: int = at_least_one(default=2)
+    latent_decoder_num_heads: int = at_least_one(default=4)
+    token_decoder_hidden_size: int = at_least_one(default=256)
+    token_decoder_num_layers: int = non_negative(default=1)
+    token_decoder_num_heads: int = at_least_one(default=4)
+    mlp_ratio: Number = positive(default=4.0)
+    dropout: Number = interval(min=0, max=1, exclude_max=True)(default=0.0)
+    layer_norm_eps: Number = non_negative(default=1e-6)
+    noise_schedule: Literal["tan", "cosine"] = "tan"
+    noise_schedule_d: Number = positive(default=3.0)
+    decoder_noise_std: Number = non_negative(default=3.0)
+    latent_locality: Number = non_negative(default=0.0)
+    decoder_loss: Literal["mse", "ce"] = "mse"
     token_loss_stop_gradient: bool = True
-    self_conditioning_prob: float = 0.5
-    loss_diffusion_weight: float = 1.0
-    loss_hidden_weight: float = 1.0
-    loss_token_weight: float = 1.0
-    timestep_bins: int = 64
-    initializer_range: float = 0.02
-    vocab_size: int | None = None
+    self_conditioning_prob: Number = interval(min=0, max=1)(default=0.5)
+    loss_diffusion_weight: Number = non_negative(default=1.0)
+    loss_hidden_weight: Number = non_negative(default=1.0)
+    loss_token_weight: Number = non_negative(default=1.0)
+    timestep_bins: int = at_least_one(default=64)
+    initializer_range: Number = non_negative(default=0.02)
+    vocab_size: int | None = positive_int_field(default=None)  # None: the frozen LM's
     pad_token_id: int | None = None
     bos_token_id: int | None = None
     eos_token_id: int | None = None
     tie_word_embeddings: bool = False
 
-    def __post_init__(self, **kwargs):
-        if "self_condition_prob" in kwargs:  # the field's name in checkpoints saved before version 0.2
+    def __post_init__(self, **kwargs: Any) -> None:
+        if "self_condition_prob" in kwargs:  # the field's name in configs written before it was renamed
             self.self_conditioning_prob = kwargs.pop("self_condition_prob")
         super().__post_init__(**kwargs)
         lm = self.frozen_lm_config
@@ -162,7 +207,6 @@ class LDLMConfig(PreTrainedConfig):
                 setattr(self, name, getattr(lm, name))
         if self.pad_token_id is None:
             self.pad_token_id = self.eos_token_id
-        self.validate_fields()
 
     @property
     def frozen_lm_hidden_size(self) -> int:
@@ -172,74 +216,27 @@ class LDLMConfig(PreTrainedConfig):
     def frozen_lm_num_layers(self) -> int:
         return int(self.frozen_lm_config.num_hidden_layers)
 
-    def validate_fields(self) -> None:
-        """Raise a ValueError naming the first invalid field and what to do about it."""
-        self._validate_sizes()
-        self._validate_objective()
-        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or not 0 <= value < self.vocab_size):
-                raise ValueError(
-                    f"LDLMConfig.{name}={value!r} is not a token id of the vocabulary (size {self.vocab_size}); "
-                    "take the special ids from the frozen LM's tokenizer."
-                )
-
-    def _validate_sizes(self) -> None:
-        positive_ints = ["max_sequence_length", "num_latents", "latent_dim", "timestep_bins", "vocab_size"]
+    def validate_architecture(self) -> None:
+        """Part of `@strict` validation: the rules that relate fields (each field's own range is checked when it is
+        set). Raises a ValueError naming the field and what to do."""
+        super().validate_architecture()
         for part in ("encoder", "denoiser", "latent_decoder", "token_decoder"):
-            positive_ints += [f"{part}_hidden_size", f"{part}_num_heads"]
-        for name in positive_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"LDLMConfig.{name} must be a positive integer, got {value!r}.")
-        for part in ("encoder", "denoiser", "latent_decoder", "token_decoder"):
-            layers = getattr(self, f"{part}_num_layers")
-            if isinstance(layers, bool) or not isinstance(layers, int) or layers < 0:
-                raise ValueError(f"LDLMConfig.{part}_num_layers must be an integer >= 0, got {layers!r}.")
             width, heads = getattr(self, f"{part}_hidden_size"), getattr(self, f"{part}_num_heads")
             if width % heads != 0:
-                raise ValueError(
-                    f"LDLMConfig.{part}_hidden_size={width} is not divisible by {part}_num_heads={heads}; "
-                    "pick a head count that divides the width."
-                )
-        for part in ("encoder", "denoiser", "latent_decoder"):
-            if getattr(self, f"{part}_num_layers") < 1:
-                raise ValueError(f"LDLMConfig.{part}_num_layers must be >= 1, got 0.")
+                raise ValueError(f"LDLMConfig.{part}_hidden_size={width} is not divisible by {part}_num_heads={heads}; "
+                                 "pick a head count that divides the width.")
         if self.num_latents > self.max_sequence_length * 8:
-            raise ValueError(
-                f"LDLMConfig.num_latents={self.num_latents} is far more than max_sequence_length="
-                f"{self.max_sequence_length}; latents should compress the sequence (N <= L is typical)."
-            )
-        n_layers = self.frozen_lm_num_layers
-        layer = self.frozen_lm_layer
-        if isinstance(layer, bool) or not isinstance(layer, int) or not -(n_layers + 1) <= layer <= n_layers:
-            raise ValueError(
-                f"LDLMConfig.frozen_lm_layer={layer!r} is out of range for a frozen LM with {n_layers} layers: "
-                f"use an integer in [{-(n_layers + 1)}, {n_layers}] (0 = embeddings, -1 = last layer)."
-            )
-
-    def _validate_objective(self) -> None:
-        if self.noise_schedule not in NOISE_SCHEDULES:
-            raise ValueError(
-                f"LDLMConfig.noise_schedule={self.noise_schedule!r} is unknown; choose one of {NOISE_SCHEDULES}."
-            )
-        if self.decoder_loss not in DECODER_LOSSES:
-            raise ValueError(f"LDLMConfig.decoder_loss={self.decoder_loss!r} is unknown; choose one of {DECODER_LOSSES}.")
-        non_negative = ["decoder_noise_std", "latent_locality", "dropout", "loss_diffusion_weight", "loss_hidden_weight",
-                        "loss_token_weight", "layer_norm_eps", "initializer_range"]
-        for name in non_negative:
+            raise ValueError(f"LDLMConfig.num_latents={self.num_latents} is far more than max_sequence_length="
+                             f"{self.max_sequence_length}; latents should compress the sequence (N <= L is typical).")
+        layers, layer = self.frozen_lm_num_layers, self.frozen_lm_layer
+        if not -(layers + 1) <= layer <= layers:
+            raise ValueError(f"LDLMConfig.frozen_lm_layer={layer} is out of range for a frozen LM with {layers} layers: "
+                             f"use an integer in [{-(layers + 1)}, {layers}] (0 = embeddings, -1 = last layer).")
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"LDLMConfig.{name} must be a number >= 0, got {value!r}.")
-        if not self.noise_schedule_d > 0:
-            raise ValueError(f"LDLMConfig.noise_schedule_d must be > 0, got {self.noise_schedule_d!r}.")
-        if not 0.0 <= self.self_conditioning_prob <= 1.0:
-            raise ValueError(f"LDLMConfig.self_conditioning_prob must be in [0, 1], got {self.self_conditioning_prob!r}.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"LDLMConfig.dropout must be in [0, 1), got {self.dropout!r}.")
-        if not self.mlp_ratio > 0:
-            raise ValueError(f"LDLMConfig.mlp_ratio must be > 0, got {self.mlp_ratio!r}.")
+            if value is not None and not 0 <= value < self.vocab_size:
+                raise ValueError(f"LDLMConfig.{name}={value} is not a token id of the vocabulary (size "
+                                 f"{self.vocab_size}); take the special ids from the frozen LM's tokenizer.")
 
 
-__all__ = ["LDLMConfig", "PRESETS"]
+__all__ = ["PRESETS", "LDLMConfig", "LDLMConfigError"]

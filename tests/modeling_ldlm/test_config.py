@@ -1,8 +1,11 @@
+import json
+import pathlib
+
 import pytest
+from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoConfig, AutoTokenizer
 
 from modeling_ldlm import PRESETS, LDLMConfig, LDLMForDiffusionGeneration
-
 from tests.conftest import tiny_config, tiny_lm_config, tiny_lm_folder, tiny_sizes
 
 
@@ -59,6 +62,42 @@ def test_no_generation_parameters_in_config(tmp_path):
 def test_invalid_fields(field, value, message):
     with pytest.raises(ValueError, match=message):
         tiny_config(**{field: value})
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("num_latents", 0, "num_latents=0 is invalid: Value must be greater or equal to 1"),
+    ("latent_dim", 8.0, "latent_dim=8.0 is invalid: .*expected int"),
+    ("noise_schedule", "linear", "noise_schedule='linear' is invalid: .*expected one of \\('tan', 'cosine'\\)"),
+    ("dropout", 1.0, "dropout=1.0 is invalid: .*smaller than 1"),
+    ("token_loss_stop_gradient", 1, "token_loss_stop_gradient=1 is invalid"),
+])
+def test_fields_are_checked_when_set_later(field, value, message):
+    config = tiny_config()
+    with pytest.raises(ValueError, match=message) as caught:
+        setattr(config, field, value)
+    assert isinstance(caught.value, StrictDataclassError)  # what transformers' @strict configs raise, too
+
+
+def test_inconsistent_fields_set_later_are_caught_by_validate():
+    config = tiny_config()
+    config.encoder_num_heads = 3  # each field alone is fine; the width 32 is not divisible by 3
+    with pytest.raises(ValueError, match="not divisible"):
+        config.validate()
+
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+
+def test_configs_written_before_strict_validation_load():
+    """A config.json written by the 0.1.0 code before @strict (ints in float fields), and the same with the
+    self-conditioning field under its old name."""
+    written = json.loads((FIXTURES / "config_written_by_0.1.0_at_70c98a9.json").read_text())
+    config = LDLMConfig.from_dict(written)
+    assert (config.decoder_noise_std, config.dropout, config.latent_locality) == (0, 0, 1)
+    assert config.self_conditioning_prob == 0.25 and config.frozen_lm_config.model_type == "gpt2"
+    written["self_condition_prob"] = written.pop("self_conditioning_prob")
+    renamed = LDLMConfig.from_dict(written)
+    assert renamed.self_conditioning_prob == 0.25 and "self_condition_prob" not in renamed.to_dict()
 
 
 def test_every_config_builds_from_its_defaults():

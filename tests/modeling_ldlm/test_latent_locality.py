@@ -5,7 +5,6 @@ import torch
 
 from modeling_ldlm import LDLMConfig, LDLMForDiffusionGeneration
 from modeling_ldlm.layers import locality_bias
-
 from tests.conftest import tiny_config, tiny_model, token_batch
 
 
@@ -26,7 +25,7 @@ def test_default_config_keeps_the_paper_architecture():
 
 
 def test_a_negative_locality_is_refused():
-    with pytest.raises(ValueError, match="latent_locality must be a number >= 0"):
+    with pytest.raises(ValueError, match="latent_locality=-1.0 is invalid: Value must be greater or equal to 0"):
         tiny_config(latent_locality=-1.0)
 
 
