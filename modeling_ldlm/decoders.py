@@ -28,7 +28,7 @@ class LatentDecoder(nn.Module):
         self.latent_position = nn.Parameter(torch.zeros(config.num_latents, width))
         self.blocks = nn.ModuleList(
             TransformerBlock(width, config.latent_decoder_num_heads, config.mlp_ratio, context_width=width,
-                             dropout=config.dropout, eps=config.layer_norm_eps)
+                             dropout=config.dropout, eps=config.layer_norm_eps, config=config)
             for _ in range(config.latent_decoder_num_layers)
         )
         self.out_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
@@ -55,7 +55,7 @@ class TokenDecoder(nn.Module):
         self.position_embedding = nn.Embedding(config.max_sequence_length, width)
         self.blocks = nn.ModuleList(
             TransformerBlock(width, config.token_decoder_num_heads, config.mlp_ratio,
-                             dropout=config.dropout, eps=config.layer_norm_eps)
+                             dropout=config.dropout, eps=config.layer_norm_eps, config=config)
             for _ in range(config.token_decoder_num_layers)
         )
         self.out_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)

@@ -23,7 +23,7 @@ class LatentDenoiser(nn.Module):
         self.position_embedding = nn.Parameter(torch.zeros(config.num_latents, width))
         self.time_embedding = TimestepEmbedder(width)
         self.blocks = nn.ModuleList(
-            DiTBlock(width, config.denoiser_num_heads, config.mlp_ratio, config.dropout, config.layer_norm_eps)
+            DiTBlock(width, config.denoiser_num_heads, config.mlp_ratio, config.dropout, config.layer_norm_eps, config)
             for _ in range(config.denoiser_num_layers)
         )
         self.out_norm = nn.LayerNorm(width, eps=config.layer_norm_eps, elementwise_affine=False)

@@ -30,7 +30,7 @@ class LatentEncoder(nn.Module):
         self.position_embedding = nn.Embedding(config.max_sequence_length, width)
         self.blocks = nn.ModuleList(
             TransformerBlock(width, config.encoder_num_heads, config.mlp_ratio, context_width=width,
-                             dropout=config.dropout, eps=config.layer_norm_eps)
+                             dropout=config.dropout, eps=config.layer_norm_eps, config=config)
             for _ in range(config.encoder_num_layers)
         )
         self.out_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 from safetensors import SafetensorError
 from torch import nn
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
@@ -35,9 +36,17 @@ from .denoiser import LatentDenoiser
 from .encoder import LatentEncoder
 from .generation_config import LDLMGenerationConfig
 from .generation_ldlm import LDLMGenerationMixin
-from .handler import EndpointHandler  # noqa: F401  (imported so that handler.py ships with every checkpoint)
+from .handler import EndpointHandler  # shipped with every checkpoint: see CHECKPOINT_ENTRY_POINTS
+from .layers import ATTENTION_IMPLEMENTATIONS
 from .noise_schedules import add_noise, alpha_sigma
 from .token_ids import check_token_batch, check_tokenizer_matches, end_of_sequence_id, start_of_sequence_id
+
+# What a checkpoint carries: `save_pretrained` copies this file, configuration_ldlm.py and every module they import
+# relatively, recursively (transformers' `custom_object_save`); loading with trust_remote_code copies the same set into
+# the module cache, so a model loaded that way saves the same files again. A module ships only if it is imported.
+# pipeline_ldlm.py (named in `config.custom_pipelines`) is imported by `text_generation_pipeline`; handler.py, which
+# Inference Endpoints find by its file name and nothing here calls, is imported above for that reason alone.
+CHECKPOINT_ENTRY_POINTS = {"handler.py": EndpointHandler}
 
 
 @dataclass
@@ -83,6 +92,21 @@ class LDLMPreTrainedModel(PreTrainedModel):
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _no_split_modules = ["TransformerBlock", "DiTBlock"]
+    # Every attention of LDLM's own layers calls torch's scaled_dot_product_attention (layers.Attention), unless
+    # `config._attn_implementation` is "eager"; the frozen LM follows its own config (set with the same call).
+    _supports_sdpa = True
+
+    def get_correct_attn_implementation(self, requested_attention: str | None, is_init_check: bool = False) -> str:
+        """The attention implementation `from_pretrained(attn_implementation=...)` and `set_attn_implementation`
+        accept for LDLM's own layers: "sdpa" (the default) or "eager"; anything else raises a ValueError saying why."""
+        if requested_attention is not None and requested_attention not in ATTENTION_IMPLEMENTATIONS:
+            raise ValueError(
+                f"attn_implementation={requested_attention!r} is not available for LDLM's own attention layers: they "
+                f"run {' or '.join(repr(a) for a in ATTENTION_IMPLEMENTATIONS)} (torch's scaled_dot_product_attention, "
+                "which picks a flash, memory-efficient or math kernel itself, or the same softmax written out); their "
+                "masks are key padding and the latent-locality bias, and no other kernel is wired to them. The frozen "
+                "LM alone can use one: set_attn_implementation({'frozen_lm_config': ...}).")
+        return super().get_correct_attn_implementation(requested_attention, is_init_check)
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -113,6 +137,20 @@ def _special_token_fields(tokenizer: Any) -> dict[str, int]:
     special = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
                "bos_token_id": start_of_sequence_id(tokenizer), "eos_token_id": eos}
     return {k: v for k, v in special.items() if v is not None}
+
+
+def check_local_folder_or_hub_id(name_or_path: str) -> None:
+    """Raise a ValueError for a frozen-LM location that is neither an existing folder nor a Hub model id ("gpt2",
+    "org/name"), instead of the Hub's "Repo id must be in the form ..." for a mistyped local path."""
+    if os.path.isdir(name_or_path):
+        return
+    if os.path.exists(name_or_path):
+        raise ValueError(f"{name_or_path!r} is a file: pass the folder that holds the LM's config.json and weights.")
+    try:
+        validate_repo_id(name_or_path)
+    except HFValidationError:
+        raise ValueError(f"The folder {name_or_path!r} does not exist (and the name is not a Hub model id such as "
+                         "'gpt2' or 'org/name'): check the path.") from None
 
 
 class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
@@ -148,10 +186,12 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
     def from_frozen_lm(
         cls, name_or_path: str, preset: str | None = None, tokenizer: Any = None, **config_overrides: Any
     ) -> LDLMForDiffusionGeneration:
-        """Start a new LDLM around a pretrained LM (a Hub name or a local folder); weights of the LM are loaded,
-        everything else is freshly initialised. `preset` is one of `PRESETS`; any `LDLMConfig` field overrides it."""
+        """Start a new LDLM around a pretrained LM (a Hub model id or an existing local folder: a path that does not
+        exist raises a ValueError saying so); weights of the LM are loaded, everything else is freshly initialised.
+        `preset` is one of `PRESETS`; any `LDLMConfig` field overrides it."""
         if preset is not None and preset not in PRESETS:
             raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}.")
+        check_local_folder_or_hub_id(str(name_or_path))
         lm = AutoModel.from_pretrained(name_or_path, use_safetensors=True)
         tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(name_or_path)
         if len(tokenizer) > lm.config.vocab_size:
@@ -246,8 +286,14 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         return self
 
     def get_input_embeddings(self) -> nn.Module:
-        """The frozen LM's token embeddings (LDLM has no trainable input embeddings of its own)."""
+        """The frozen LM's token embeddings: the model's input embeddings (LDLM has no trainable input embeddings of
+        its own; the token decoder's `lm_head` is its output layer)."""
         return self.frozen_lm.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        """Replace the frozen LM's token embeddings; they stay frozen, like the rest of the frozen LM."""
+        self.frozen_lm.set_input_embeddings(value)
+        value.requires_grad_(False)
 
     # ---- frozen hidden states -----------------------------------------------------------------------------------
     @torch.no_grad()

@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from modeling_ldlm import LDLMForDiffusionGeneration
-
 from tests.conftest import VOCAB, tiny_model, token_batch
 
 

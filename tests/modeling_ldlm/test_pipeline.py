@@ -7,7 +7,6 @@ import pytest
 
 from modeling_ldlm import LDLMForDiffusionGeneration
 from modeling_ldlm.handler import EndpointHandler
-
 from tests.conftest import tiny_lm_folder, tiny_sizes
 from tests.modeling_ldlm.test_remote_code import run_fresh
 

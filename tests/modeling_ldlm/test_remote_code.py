@@ -9,7 +9,6 @@ import textwrap
 import torch
 
 from modeling_ldlm import LDLMForDiffusionGeneration
-
 from tests.conftest import tiny_lm_folder, tiny_model, token_batch
 
 FRESH_LOAD = textwrap.dedent("""
@@ -53,6 +52,21 @@ def test_saved_folder_loads_with_remote_code_in_fresh_process(tmp_path, lm_kind)
                                tmp_path=tmp_path))
     assert abs(out["loss"] - expected) < 1e-5
     assert out["training"] is False
+
+
+# What a checkpoint carries: the model's remote code (the modules generation, forward, loading, the text-generation
+# pipeline and the Inference Endpoints handler run), its config, its generation config and its weights; nothing else.
+CHECKPOINT_FILES = {
+    "config.json", "generation_config.json", "model.safetensors",
+    "modeling_ldlm.py", "configuration_ldlm.py", "adaptive_timesteps.py", "canvas.py", "decoders.py", "denoiser.py",
+    "encoder.py", "generation_config.py", "generation_ldlm.py", "guidance.py", "handler.py", "layers.py",
+    "noise_schedules.py", "pipeline_ldlm.py", "random_rows.py", "solvers.py", "token_ids.py",
+}
+
+
+def test_a_checkpoint_carries_only_what_it_runs(tmp_path):
+    tiny_model().save_pretrained(tmp_path / "ckpt")
+    assert set(os.listdir(tmp_path / "ckpt")) == CHECKPOINT_FILES
 
 
 def test_from_frozen_lm_loads_lm_weights_and_ships_the_tokenizer(tmp_path, lm_kind):

@@ -10,7 +10,6 @@ from modeling_ldlm.token_ids import (
     end_of_sequence_id,
     start_of_sequence_id,
 )
-
 from tests.conftest import tiny_bpe_tokenizer, tiny_lm_folder
 
 

@@ -1,6 +1,7 @@
 """What transformers users do with any model, done with a tiny LDLM: dtypes, loading info, return_dict, configs from
-defaults, input embeddings, unsupported outputs, torch.export, argument typos, saved tokenizers, re-saving a
-remote-code model, and an old transformers."""
+defaults, getting and setting input embeddings, choosing the attention implementation, unsupported outputs,
+torch.export, argument typos, a frozen LM folder that does not exist, saved tokenizers, re-saving a remote-code model,
+and an old transformers."""
 
 import json
 import os
@@ -10,9 +11,12 @@ import textwrap
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+import modeling_ldlm.layers
+import modeling_ldlm.modeling_ldlm
 from modeling_ldlm import LDLMForDiffusionGeneration
-
 from tests.conftest import tiny_lm_folder, tiny_model, tiny_sizes, token_batch
 from tests.modeling_ldlm.test_remote_code import run_fresh
 
@@ -59,6 +63,101 @@ def test_return_dict_false_gives_a_tuple():
 def test_input_embeddings_are_the_frozen_lms():
     model = tiny_model()
     assert model.get_input_embeddings() is model.frozen_lm.get_input_embeddings()
+
+
+def test_set_input_embeddings_replaces_the_frozen_lms_and_keeps_them_frozen(lm_kind):
+    """transformers' common test_model_get_set_embeddings, and that the frozen LM then reads the new embeddings."""
+    model = tiny_model(lm_kind).eval()
+    assert isinstance(model.get_input_embeddings(), nn.Embedding)
+    replacement = nn.Embedding(10, 10)
+    model.set_input_embeddings(replacement)
+    assert model.get_input_embeddings() is replacement
+    output = model.get_output_embeddings()
+    assert output is None or isinstance(output, nn.Linear)
+
+    model = tiny_model(lm_kind).eval()
+    ids, mask = token_batch(2, 8)
+    before = model.frozen_hidden_states(ids, mask)
+    replacement = nn.Embedding.from_pretrained(2 * model.get_input_embeddings().weight, freeze=False)
+    model.set_input_embeddings(replacement)
+    assert model.get_input_embeddings() is replacement and not replacement.weight.requires_grad
+    assert not torch.allclose(model.frozen_hidden_states(ids, mask), before)
+
+
+def count_calls(monkeypatch, owner, name: str) -> list:
+    calls = []
+    function = getattr(owner, name)
+    monkeypatch.setattr(owner, name, lambda *args, **kwargs: calls.append(1) or function(*args, **kwargs))
+    return calls
+
+
+def test_every_attention_runs_through_sdpa_by_default_and_says_so(monkeypatch):
+    model = tiny_model().eval()
+    assert model.config._attn_implementation == "sdpa" == model.frozen_lm.config._attn_implementation
+    model.set_attn_implementation("sdpa")  # an honest yes: nothing changes
+    own = sum(isinstance(m, modeling_ldlm.layers.Attention) for m in model.modules())
+    sdpa, eager = count_calls(monkeypatch, F, "scaled_dot_product_attention"), count_calls(
+        monkeypatch, modeling_ldlm.layers, "eager_attention")
+    model.encode(*token_batch(2, 8))
+    model.decode_hidden(torch.zeros(2, 4, 8))
+    model.token_decoder(torch.zeros(2, 16, 32))
+    model.denoise(torch.zeros(2, 4, 8), torch.full((2,), 0.5))
+    frozen_lm_layers = model.config.frozen_lm_num_layers
+    assert len(sdpa) == own + frozen_lm_layers and not eager
+
+
+def test_eager_attention_is_the_same_softmax_written_out(monkeypatch):
+    model = tiny_model().eval()
+    ids, mask = token_batch(2, 8, lengths=[8, 5])
+    sdpa = model(ids, mask, **fixed_inputs())
+    model.set_attn_implementation("eager")
+    assert model.config._attn_implementation == "eager" == model.frozen_lm.config._attn_implementation
+    eager_calls = count_calls(monkeypatch, modeling_ldlm.layers, "eager_attention")
+    eager = model(ids, mask, **fixed_inputs())
+    assert len(eager_calls) == sum(isinstance(m, modeling_ldlm.layers.Attention) for m in model.modules())
+    torch.testing.assert_close(eager.loss, sdpa.loss)
+    torch.testing.assert_close(eager.predicted_latents, sdpa.predicted_latents)
+
+
+def test_eager_attention_with_the_locality_bias_and_from_pretrained(tmp_path):
+    tiny_model(latent_locality=1.0).save_pretrained(tmp_path / "ckpt")
+    sdpa = LDLMForDiffusionGeneration.from_pretrained(tmp_path / "ckpt").eval()
+    eager = LDLMForDiffusionGeneration.from_pretrained(tmp_path / "ckpt", attn_implementation="eager").eval()
+    assert eager.config._attn_implementation == "eager" == eager.frozen_lm.config._attn_implementation
+    ids, mask = token_batch(2, 8, lengths=[8, 5])
+    torch.testing.assert_close(eager(ids, mask, **fixed_inputs()).loss, sdpa(ids, mask, **fixed_inputs()).loss)
+    generated = [m.generate(ids, mask, num_inference_steps=2, max_new_tokens=3, generator=torch.Generator().manual_seed(0))
+                 for m in (sdpa, eager)]
+    assert torch.equal(*generated)
+
+
+def test_other_attention_implementations_are_refused_with_the_reason():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="not available for LDLM's own attention layers.*frozen_lm_config"):
+        model.set_attn_implementation("flex_attention")
+    assert model.config._attn_implementation == "sdpa"
+    model.set_attn_implementation({"frozen_lm_config": "eager"})  # the frozen LM alone
+    assert (model.config._attn_implementation, model.frozen_lm.config._attn_implementation) == ("sdpa", "eager")
+
+
+def test_a_frozen_lm_folder_that_does_not_exist_is_named(tmp_path, monkeypatch):
+    for missing in ("./a/folder/that/does/not/exist", str(tmp_path / "missing"), "a/b/c"):
+        with pytest.raises(ValueError, match="does not exist"):
+            LDLMForDiffusionGeneration.from_frozen_lm(missing)
+    (tmp_path / "weights.bin").write_text("")
+    with pytest.raises(ValueError, match="is a file"):
+        LDLMForDiffusionGeneration.from_frozen_lm(str(tmp_path / "weights.bin"))
+
+    class ReachedTheHub(Exception):
+        pass
+
+    def hub(name, **kwargs):
+        raise ReachedTheHub(name)
+
+    monkeypatch.setattr(modeling_ldlm.modeling_ldlm.AutoModel, "from_pretrained", hub)
+    for hub_id in ("gpt2", "org/name"):
+        with pytest.raises(ReachedTheHub):
+            LDLMForDiffusionGeneration.from_frozen_lm(hub_id)
 
 
 @pytest.mark.parametrize("flag", ["output_attentions", "output_hidden_states"])
