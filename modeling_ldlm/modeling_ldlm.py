@@ -39,7 +39,7 @@ from .generation_ldlm import LDLMGenerationMixin
 from .handler import EndpointHandler  # shipped with every checkpoint: see CHECKPOINT_ENTRY_POINTS
 from .layers import ATTENTION_IMPLEMENTATIONS
 from .noise_schedules import add_noise, alpha_sigma
-from .token_ids import check_token_batch, check_tokenizer_matches, end_of_sequence_id, start_of_sequence_id
+from .token_ids import check_token_batch, check_tokenizer_matches, require_end_of_sequence_id, start_of_sequence_id
 
 # What a checkpoint carries: `save_pretrained` copies this file, configuration_ldlm.py and every module they import
 # relatively, recursively (transformers' `custom_object_save`); loading with trust_remote_code copies the same set into
@@ -130,12 +130,8 @@ class LDLMPreTrainedModel(PreTrainedModel):
 
 def _special_token_fields(tokenizer: Any) -> dict[str, int]:
     """vocab_size and the special ids of a new model's config, from the frozen LM's tokenizer."""
-    eos = end_of_sequence_id(tokenizer)
-    if eos is None:
-        raise ValueError("The tokenizer has neither a separator nor an EOS token: LDLM needs an end-of-sequence id "
-                         "(pass eos_token_id=... to from_frozen_lm).")
     special = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
-               "bos_token_id": start_of_sequence_id(tokenizer), "eos_token_id": eos}
+               "bos_token_id": start_of_sequence_id(tokenizer), "eos_token_id": require_end_of_sequence_id(tokenizer)}
     return {k: v for k, v in special.items() if v is not None}
 
 
