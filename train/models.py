@@ -38,8 +38,8 @@ def build_model(model_args: ModelArguments) -> LDLMForDiffusionGeneration:
         if getattr(model.config, key) != value:
             if key in SHAPE_FIELDS:
                 raise ValueError(f"--{key} cannot change when fine-tuning {model_args.model_name_or_path}.")
-            setattr(model.config, key, value)
-    model.config.validate_fields()
+            setattr(model.config, key, value)  # LDLMConfig (@strict) checks each field as it is set
+    model.config.validate()  # and the rules that relate fields
     return model
 
 
