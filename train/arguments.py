@@ -140,6 +140,13 @@ class LDLMTrainingArguments(TrainerArguments):
     token_loss_fraction: float = field(default=1.0, metadata={"help": "Share of positions scored by the token loss."})
     collapse_threshold: float = field(default=0.1, metadata={"help": "Warn when the latent variance share is below."})
     sample_steps: int = 100
+    latent_space: str = field(default="joint", metadata={
+        "help": "'joint' (the paper: the encoder also learns from the diffusion loss, through the gamma warmup) or "
+                "'fixed' (the two-stage alternative the paper argues against: gamma = 0, and after "
+                "--fixed_autoencoder_ratio of the steps the encoder and decoders are frozen while the denoiser "
+                "trains on; the same network calls per step, so the same budget)."})
+    fixed_autoencoder_ratio: float = field(default=0.5, metadata={
+        "help": "--latent_space fixed: the share of the optimiser steps that trains the autoencoder."})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -151,6 +158,10 @@ class LDLMTrainingArguments(TrainerArguments):
             raise ValueError("--gamma_warmup_ratio and --gamma_warmup_steps must be >= 0.")
         if self.gamma_start_accuracy is not None and not 0.0 <= self.gamma_start_accuracy <= 1.0:
             raise ValueError(f"--gamma_start_accuracy must be in [0, 1], got {self.gamma_start_accuracy}.")
+        if self.latent_space not in ("joint", "fixed"):
+            raise ValueError(f"--latent_space must be 'joint' or 'fixed', got {self.latent_space!r}.")
+        if not 0.0 < self.fixed_autoencoder_ratio < 1.0:
+            raise ValueError(f"--fixed_autoencoder_ratio must be in (0, 1), got {self.fixed_autoencoder_ratio}.")
 
 
 @dataclass

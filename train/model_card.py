@@ -2,9 +2,10 @@
 (`render_run_card`, which train/run.py calls).
 
 Placeholders are `{{name}}`; unknown ones are left empty. The template is the repository's MODEL_CARD.md when present,
-else `DEFAULT_TEMPLATE`. Names filled: model_id, frozen_lm, frozen_lm_layer, dataset, data_mode, max_sequence_length,
-num_latents, latent_dim, trainable_parameters, total_parameters, global_step, train_runtime, recipe, metrics,
-samples, sample_entropy, command, license.
+else `DEFAULT_TEMPLATE`. Names filled: model_name, model_id, repo_id, frozen_lm, frozen_lm_layer, dataset, data_mode,
+max_sequence_length, num_latents, latent_dim, noise_schedule, decoder_noise_std, trainable_parameters,
+total_parameters, frozen_parameters, global_step, train_runtime, recipe, metrics, training_mode (how the latent space
+was trained, from the run's warmup milestones), samples, sample_entropy, training_summary, results, command, license.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ pipeline_tag: text-generation
 
 # {{model_id}}
 
-A Latent Diffusion Language Model (LDLM, Meshchaninov et al. 2026, arXiv 2605.07933) trained jointly with its latent
-space on top of the frozen LM `{{frozen_lm}}` (hidden layer {{frozen_lm_layer}}), on `{{dataset}}`
+A Latent Diffusion Language Model (LDLM, Meshchaninov et al. 2026, arXiv 2605.07933) with a learned latent space on
+top of the frozen LM `{{frozen_lm}}` (hidden layer {{frozen_lm_layer}}), on `{{dataset}}`
 ({{data_mode}} mode, {{max_sequence_length}} tokens per sequence), with N={{num_latents}} latents of width
-D={{latent_dim}}. Trainable parameters: {{trainable_parameters}} (total with the frozen LM: {{total_parameters}}).
-The weights are an exponential moving average of the training weights.
+D={{latent_dim}}. {{training_mode}} Trainable parameters: {{trainable_parameters}} (total with the frozen LM:
+{{total_parameters}}). The weights are an exponential moving average of the training weights.
 
 ## Usage
 
@@ -96,6 +97,27 @@ def render_model_card(context: dict[str, Any], template: str | None = None, repo
     return re.sub(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}", fill, template)
 
 
+def training_mode(metrics: dict[str, Any], args: Any) -> str:
+    """One sentence on how the latent space was actually trained, from the run's warmup milestones: jointly only
+    when gamma reached 1 (the card must not claim joint training for a run whose encoder never got the gradient)."""
+    if getattr(args, "latent_space", "joint") == "fixed":
+        return ("The latent space was trained first and then frozen (the two-stage alternative to joint training): "
+                f"the encoder never received the diffusion gradient, and encoder and decoders were frozen from step "
+                f"{metrics.get('autoencoder_frozen_step')} while the denoiser trained on their latents.")
+    start, one = metrics.get("gamma_start_step"), metrics.get("gamma_one_step")
+    if not getattr(args, "gamma_warmup", True):
+        return "Encoder, denoiser and decoders were trained **jointly** from the first step (no warmup, gamma = 1)."
+    if start is None:
+        return ("The diffusion-to-encoder warmup never started, so the encoder received almost no diffusion gradient "
+                "(gamma = gamma_min): this run is an autoencoder with a denoiser on its latents, **not** joint "
+                "training.")
+    if one is None:
+        return (f"The diffusion-to-encoder warmup started at step {start} but gamma did not reach 1, so the run is "
+                "only partly joint.")
+    return (f"Encoder, denoiser and decoders were trained **jointly**: gamma reached 1 at step {one}, so "
+            f"{metrics.get('gamma_one_fraction', 0.0):.0%} of the run trained at gamma = 1.")
+
+
 def training_recipe(model: Any, trainer: Any, args: Any) -> dict[str, Any]:
     """The recipe settings of a finished run, as the card's table shows them."""
     cfg, a = model.config, args
@@ -135,7 +157,7 @@ def render_run_card(model: Any, trainer: Any, metrics: dict[str, Any], summary: 
         "trainable_parameters": f"{n_train / 1e6:.1f}M", "total_parameters": f"{n_total / 1e6:.1f}M",
         "frozen_parameters": f"{(n_total - n_train) / 1e6:.1f}M",
         "global_step": trainer.state.global_step, "train_runtime": round(runtime),
-        "recipe": recipe, "metrics": evals, "samples": samples_md, "sample_entropy": entropy,
+        "recipe": recipe, "metrics": evals, "training_mode": training_mode(metrics, args), "samples": samples_md, "sample_entropy": entropy,
         "training_summary": (f"{trainer.state.global_step} optimiser steps on {dataset} ({data_args.data_mode} mode) "
                              f"in {runtime:.0f} s on {args.world_size} process(es); the saved weights are the EMA.\n\n"
                              + markdown_table(recipe)),

@@ -52,6 +52,9 @@ def metrics_report(metrics: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
 def warmup_report(metrics: dict[str, Any]) -> str:
     """One line on the diffusion-to-encoder warmup: where gamma started and reached 1, or that it did not."""
     start, one = metrics["gamma_start_step"], metrics["gamma_one_step"]
+    if metrics.get("latent_space") == "fixed":
+        return (f"fixed latent space: gamma = 0 throughout; encoder and decoders frozen from step "
+                f"{metrics['autoencoder_frozen_step']}, the denoiser trained on their latents after that.")
     if start is None:
         return ("gamma warmup: never started (the training token accuracy did not reach --gamma_start_accuracy), so "
                 "the encoder got almost no diffusion gradient: train longer or lower the gate.")

@@ -5,6 +5,9 @@ shared `train.base_trainer.TrainerBase` (weight EMA, non-finite guard, running-m
 - adaptive timestep sampling: t drawn from the model's `timestep_sampler` (persistent buffers), updated with the
   per-sample diffusion losses of every rank, so all ranks keep identical state;
 - decoder-input noise and self-conditioning: `LDLMConfig.decoder_noise_std` / `self_conditioning_prob` (the model);
+- `--latent_space fixed`, the two-stage alternative (a latent space trained first, then frozen, as in LD4LG and
+  Cosmos): gamma = 0 throughout, and from `fixed_autoencoder_ratio` of the run on, the encoder and both decoders are
+  frozen while the denoiser trains on their fixed latents;
 - an EMA of the weights: checkpoints keep the live weights plus `ema_weights.safetensors` and the warmup state
   (`ldlm_trainer_state.json`); the final `save_model()` folder holds the EMA weights.
 
@@ -59,6 +62,9 @@ class LDLMTrainer(TrainerBase):
     def __init__(self, model: Any = None, *args: Any, **kwargs: Any):
         freeze_frozen_lm(model)  # before the EMA copies the trainable weights
         super().__init__(model, *args, **kwargs)
+        if self.args.latent_space == "fixed" and self.args.world_size > 1 and not self.args.ddp_find_unused_parameters:
+            raise ValueError("--latent_space fixed freezes the encoder and decoders mid-run, which DDP only allows "
+                             "with --ddp_find_unused_parameters true: add it.")
         self.warmup: WarmupState | None = None  # built in `train`, once the number of steps is known
 
     # ---- warmup state -------------------------------------------------------------------------------------------
@@ -73,6 +79,9 @@ class LDLMTrainer(TrainerBase):
         of the run trained at gamma = 1, i.e. jointly; a step is None when it was not reached."""
         if self.warmup is None:
             return {}
+        if self.args.latent_space == "fixed":
+            return {"latent_space": "fixed", "gamma_start_step": None, "gamma_one_step": None,
+                    "gamma_one_fraction": 0.0, "autoencoder_frozen_step": self.autoencoder_freeze_step()}
         total, start = self.state.global_step, self.warmup.start_step  # 0 when the warmup is off
         one = None if start is None else start + (self.warmup.warmup_steps if self.warmup.enabled else 0)
         reached = one is not None and one <= total
@@ -107,7 +116,9 @@ class LDLMTrainer(TrainerBase):
         t = None
         if training and a.adaptive_timesteps:
             t = sampler.sample(inputs["input_ids"].shape[0], uniform_mix=a.timestep_uniform_mix)
-        gamma = self.current_gamma() if training else 1.0
+        if training and a.latent_space == "fixed":
+            self._freeze_autoencoder_when_due(model)
+        gamma = (0.0 if a.latent_space == "fixed" else self.current_gamma()) if training else 1.0
         outputs = model(**inputs, timesteps=t, encoder_grad_scale=gamma,
                         token_loss_fraction=a.token_loss_fraction if training else 1.0)
         loss = outputs.loss
@@ -115,6 +126,20 @@ class LDLMTrainer(TrainerBase):
             loss = self.guard_loss(model, loss, on_finite=partial(self._after_step, sampler, outputs, gamma),
                                    describe=partial(describe_nonfinite, outputs))
         return (loss, outputs) if return_outputs else loss
+
+    def autoencoder_freeze_step(self) -> int:
+        """`--latent_space fixed`: the optimiser step from which the encoder and decoders no longer train."""
+        return int(round(self.args.fixed_autoencoder_ratio * self._planned_steps()))
+
+    def _freeze_autoencoder_when_due(self, model) -> None:
+        """Parameters without gradients are skipped by the optimiser, so freezing needs no new optimiser; checked at
+        every step, so a resumed run freezes again."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        if self.state.global_step < self.autoencoder_freeze_step() or not any(p.requires_grad for p in unwrapped.encoder.parameters()):
+            return
+        for part in (unwrapped.encoder, unwrapped.latent_decoder, unwrapped.token_decoder):
+            part.requires_grad_(False)
+        logger.info(f"Fixed latent space: encoder and decoders frozen at step {self.state.global_step}.")
 
     @torch.no_grad()
     def _after_step(self, sampler, outputs, gamma: float) -> None:

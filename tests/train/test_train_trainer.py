@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import TrainerCallback
 
 from tests.conftest import tiny_model, token_batch
 from train.arguments import LDLMTrainingArguments
@@ -176,3 +177,36 @@ def test_evaluate_extends_the_trainers_own(tmp_path):
         assert key in metrics, key
     assert seen["shape"] == (16, 4, 8)
     assert trainer.state.log_history[-1]["eval_loss"] == metrics["eval_loss"]
+
+
+def test_fixed_latent_space_trains_the_autoencoder_then_only_the_denoiser(tmp_path):
+    """The two-stage alternative: gamma = 0 throughout; from half the run the encoder and decoders stop changing while
+    the denoiser keeps training."""
+    trainer = make_trainer(tmp_path, max_steps=8, latent_space="fixed", fixed_autoencoder_ratio=0.5)
+    model = trainer.model
+    snapshots = {}
+
+    class Snapshot(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            snapshots[state.global_step] = {n: p.detach().clone() for n, p in model.named_parameters()
+                                            if not n.startswith("frozen_lm.")}
+
+    trainer.add_callback(Snapshot())
+    trainer.train()
+    gammas = [h["gamma"] for h in trainer.state.log_history if "gamma" in h]
+    assert gammas and all(g == 0.0 for g in gammas)
+    assert trainer.warmup_milestones()["autoencoder_frozen_step"] == 4
+
+    def changed(prefix, a, b):
+        return any(not torch.equal(snapshots[a][n], snapshots[b][n]) for n in snapshots[a] if n.startswith(prefix))
+
+    for part in ("encoder.", "latent_decoder.", "token_decoder."):
+        assert changed(part, 1, 4) and not changed(part, 4, 8), part
+    assert changed("denoiser.", 4, 8)
+
+
+def test_fixed_latent_space_arguments_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="latent_space"):
+        make_trainer(tmp_path, latent_space="frozen")
+    with pytest.raises(ValueError, match="fixed_autoencoder_ratio"):
+        make_trainer(tmp_path, latent_space="fixed", fixed_autoencoder_ratio=1.0)

@@ -76,3 +76,17 @@ def test_model_card_render():
     card = render_model_card({"model_id": "me/ldlm", "recipe": {"sigma_dec": 0.5}, "global_step": 3},
                              template=DEFAULT_TEMPLATE)
     assert "# me/ldlm" in card and "| sigma_dec | 0.5 |" in card and "{{" not in card
+
+
+def test_model_card_says_how_the_latent_space_was_trained():
+    from types import SimpleNamespace
+
+    from train.model_card import training_mode
+
+    joint = SimpleNamespace(latent_space="joint", gamma_warmup=True)
+    assert "not** joint" in training_mode({"gamma_start_step": None, "gamma_one_step": None}, joint)
+    assert "partly joint" in training_mode({"gamma_start_step": 10, "gamma_one_step": None}, joint)
+    said = training_mode({"gamma_start_step": 10, "gamma_one_step": 40, "gamma_one_fraction": 0.6}, joint)
+    assert "**jointly**" in said and "60%" in said
+    fixed = SimpleNamespace(latent_space="fixed", gamma_warmup=True)
+    assert "frozen from step 50" in training_mode({"autoencoder_frozen_step": 50}, fixed)
