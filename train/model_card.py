@@ -157,7 +157,8 @@ def render_run_card(model: Any, trainer: Any, metrics: dict[str, Any], summary: 
         "trainable_parameters": f"{n_train / 1e6:.1f}M", "total_parameters": f"{n_total / 1e6:.1f}M",
         "frozen_parameters": f"{(n_total - n_train) / 1e6:.1f}M",
         "global_step": trainer.state.global_step, "train_runtime": round(runtime),
-        "recipe": recipe, "metrics": evals, "training_mode": training_mode(metrics, args), "samples": samples_md, "sample_entropy": entropy,
+        "recipe": recipe, "metrics": evals, "training_mode": training_mode(metrics, args), "samples": samples_md,
+        "sample_entropy": entropy,
         "training_summary": (f"{trainer.state.global_step} optimiser steps on {dataset} ({data_args.data_mode} mode) "
                              f"in {runtime:.0f} s on {args.world_size} process(es); the saved weights are the EMA.\n\n"
                              + markdown_table(recipe)),

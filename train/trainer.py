@@ -135,7 +135,8 @@ class LDLMTrainer(TrainerBase):
         """Parameters without gradients are skipped by the optimiser, so freezing needs no new optimiser; checked at
         every step, so a resumed run freezes again."""
         unwrapped = self.accelerator.unwrap_model(model)
-        if self.state.global_step < self.autoencoder_freeze_step() or not any(p.requires_grad for p in unwrapped.encoder.parameters()):
+        trainable = any(p.requires_grad for p in unwrapped.encoder.parameters())
+        if self.state.global_step < self.autoencoder_freeze_step() or not trainable:
             return
         for part in (unwrapped.encoder, unwrapped.latent_decoder, unwrapped.token_decoder):
             part.requires_grad_(False)
