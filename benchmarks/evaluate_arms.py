@@ -1,14 +1,15 @@
 """Score one generator ("arm") the same way as every other: samples -> metrics, and speed.
 
-An arm is a function `sample(batch, steps, knob, seed) -> (list of token-id lists without special tokens,
-executed network calls)`. Quality rows sweep the sampling knob (the frontier); speed rows time batch-1 latency and
-batch-64 throughput (median of warm runs), peak memory and FLOPs per generated sequence at each step count.
+An arm samples through a function `sample(batch, steps, knob, seed) -> (list of token-id lists without special
+tokens, executed network calls)`, its `SampleFn`. Quality rows sweep the sampling knob (the frontier); speed rows
+time batch-1 latency and batch-64 throughput (median of warm runs), peak memory and FLOPs per generated sequence at
+each step count.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from ldlm_metrics import (
     Scorer,
@@ -22,6 +23,11 @@ from ldlm_metrics import (
 from .speed import count_flops, median_time, peak_memory
 
 SampleFn = Callable[[int, int, float, int], tuple[list[list[int]], int]]
+
+
+def without_special(rows: list[list[int]], special: Collection[int]) -> list[list[int]]:
+    """Each row's token ids without the special tokens (what an arm's `sample` returns)."""
+    return [[t for t in row if t not in special] for row in rows]
 
 
 def text_metrics(token_lists: Sequence[Sequence[int]], decode: Callable[[Sequence[int]], str], scorer: Scorer,

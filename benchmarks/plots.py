@@ -14,12 +14,12 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from .arms import ARMS
 from .frontier import matched_points, throughput_batch
 
-# One hue per arm; darker = more steps. Dashed: argmax decoding (the knob is the initial noise scale).
-COLOUR_MAPS = {"ldlm": "Oranges", "ldlm-sampled": "Reds", "ldlm-distilled": "Purples",
-               "ldlm-distilled-sampled": "RdPu", "ar": "Blues", "mdlm": "Greens"}
-DASHED = ("ldlm", "ldlm-distilled")
+# One hue per arm, its record's colour map (darker = more steps); grey for an arm no record names.
+COLOUR_MAPS = {arm.name: arm.colour for arm in ARMS}
+DASHED = tuple(arm.name for arm in ARMS if arm.dashed)  # argmax decoding: the knob is the initial noise scale
 
 
 def _pyplot():

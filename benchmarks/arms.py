@@ -1,0 +1,83 @@
+"""Every arm of the side-by-side benchmark, one record each (benchmarks/arm.py), and LDLM's recipe ablations.
+
+To add an arm: write its train, load and sample functions (as benchmarks/baseline_arms.py does for AR and MDLM),
+add its record to `ARMS`, and give each tier that measures it the step counts its `steps` reads (benchmarks/tiers.py).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from .arm import Ablation, Arm
+from .baseline_arms import (
+    all_parameters,
+    ar_sampler,
+    load_baseline,
+    mdlm_steps,
+    no_steps,
+    stepped_sampler,
+    train_baseline,
+)
+from .baselines import ARBaseline, MDLMBaseline
+from .ldlm_arms import (
+    distill_ldlm,
+    distilled_sampler,
+    ldlm_parameters,
+    ldlm_sampler,
+    ldlm_steps,
+    load_ldlm,
+    load_students,
+    student_steps,
+    train_ldlm,
+)
+
+LDLM = Arm("ldlm", model="ldlm", train=train_ldlm, load=load_ldlm,
+           sampler=partial(ldlm_sampler, knob_name="noise_scale"), parameters=ldlm_parameters,
+           knob="noise_scale (argmax tokens)", steps=ldlm_steps, colour="Oranges", dashed=True)
+LDLM_SAMPLED = Arm("ldlm-sampled", model="ldlm", train=train_ldlm, load=load_ldlm,
+                   sampler=partial(ldlm_sampler, knob_name="temperature"), parameters=ldlm_parameters,
+                   knob="token temperature (noise_scale 1)", steps=ldlm_steps, colour="Reds")
+LDLM_DISTILLED = Arm("ldlm-distilled", model="ldlm-distilled", train=distill_ldlm, load=load_students,
+                     sampler=partial(distilled_sampler, knob_name="noise_scale"), parameters=ldlm_parameters,
+                     knob="noise_scale (argmax tokens)", steps=student_steps, colour="Purples", dashed=True,
+                     distilled=True)
+LDLM_DISTILLED_SAMPLED = Arm("ldlm-distilled-sampled", model="ldlm-distilled", train=distill_ldlm,
+                             load=load_students, sampler=partial(distilled_sampler, knob_name="temperature"),
+                             parameters=ldlm_parameters, knob="token temperature (noise_scale 1)",
+                             steps=student_steps, colour="RdPu", distilled=True)
+AR = Arm("ar", model="ar", train=partial(train_baseline, model_class=ARBaseline),
+         load=partial(load_baseline, model_class=ARBaseline), sampler=ar_sampler, parameters=all_parameters,
+         knob="temperature", steps=no_steps, colour="Blues", baseline=True)
+MDLM = Arm("mdlm", model="mdlm", train=partial(train_baseline, model_class=MDLMBaseline),
+           load=partial(load_baseline, model_class=MDLMBaseline), sampler=stepped_sampler, parameters=all_parameters,
+           knob="temperature", steps=mdlm_steps, colour="Greens", baseline=True)
+ARMS = (LDLM, LDLM_SAMPLED, LDLM_DISTILLED, LDLM_DISTILLED_SAMPLED, AR, MDLM)  # the order of a result's rows
+
+# The summary's LDLM arm: its knob is a token temperature like the baselines', and it reaches the data's entropy,
+# which LDLM's argmax decoding does not at small budgets.
+HEADLINE = LDLM_SAMPLED
+# Each ablation is measured with both: argmax shows a collapse plainly; the token-temperature arm is matched.
+ABLATED = (LDLM, LDLM_SAMPLED)
+BASELINE_ARMS = tuple(arm.name for arm in ARMS if arm.baseline)
+
+# The train/run.py switch that turns each recipe part off, next to the paper's claim.
+ABLATIONS = {a.name: a for a in (
+    Ablation("no_mse", ("--decoder_loss", "ce"), "MSE decoder loss keeps the latent space smooth"),
+    Ablation("no_warmup", ("--gamma_warmup", "false"), "diffusion-to-encoder warmup prevents latent collapse"),
+    Ablation("no_adaptive", ("--adaptive_timesteps", "false"), "adaptive timestep sampling balances training over t"),
+    Ablation("no_decoder_noise", ("--decoder_noise_std", "0"), "decoder-input noise makes decoding robust to errors"),
+)}
+
+
+def arms_of(tier: dict) -> list[Arm]:
+    """The arms a tier measures, in the order of its result's rows (the distilled students where it distils)."""
+    return [arm for arm in ARMS if tier.get("distill") or not arm.distilled]
+
+
+def ablations_of(tier: dict) -> list[Ablation]:
+    return [ABLATIONS[name] for name in tier["ablations"]]
+
+
+def ablation_arms(tier: dict) -> list[Arm]:
+    """The ablated LDLM arms of a tier: each arm of `ABLATED` on each ablation's run."""
+    return [arm.ablated(ablation) for ablation in ablations_of(tier) for arm in ABLATED]

@@ -1,0 +1,73 @@
+"""The arm records of the side-by-side benchmark (benchmarks/arms.py): every arm of every tier can be trained,
+loaded, sampled and swept, the records keep the names of earlier results and work dirs, and each trained model is
+loaded once however many arms sample it."""
+
+import json
+
+import pytest
+import torch
+
+from benchmarks.arm import Arm, ArmModels, Bench, unique_models
+from benchmarks.arms import ABLATIONS, ARMS, HEADLINE, LDLM_SAMPLED, ablation_arms, arms_of
+from benchmarks.paths import RESULTS
+from benchmarks.summary import NOT_RECORDED, tier_settings
+from benchmarks.tiers import TIERS
+
+
+@pytest.mark.parametrize("name", sorted(TIERS))
+def test_every_arm_of_every_tier_has_its_steps_knobs_and_functions(name):
+    tier = TIERS[name]
+    arms = arms_of(tier) + ablation_arms(tier)
+    for arm in arms:
+        steps = arm.steps(tier)
+        assert steps and all(isinstance(s, int) and s >= 0 for s in steps), arm.name
+        assert 1.0 in arm.knob_values(tier), arm.name  # MAUVE, speed and the report's samples are read at knob 1.0
+        assert arm.knob and all(callable(f) for f in (arm.train, arm.load, arm.sampler, arm.parameters))
+    names = [arm.name for arm in arms]
+    assert len(set(names)) == len(names)
+    assert any(arm.distilled for arm in arms) == bool(tier.get("distill"))
+    assert HEADLINE in arms and all(arm.name in names for arm in ARMS if arm.baseline)
+
+
+def test_records_keep_the_names_of_earlier_results_and_work_dirs():
+    committed = json.loads((RESULTS / "cpu-packed-distilled.json").read_text())
+    assert {arm.name: arm.knob for arm in ARMS} == committed["knobs"]
+    assert list(committed["knobs"]) == [arm.name for arm in ARMS]  # the order of a result's rows
+    ablated = LDLM_SAMPLED.ablated(ABLATIONS["no_mse"])
+    assert (ablated.name, ablated.model, ablated.knob) == ("ldlm-sampled-no_mse", "ablation-no_mse", LDLM_SAMPLED.knob)
+    assert ablated.ablation.switch == ("--decoder_loss", "ce")
+    assert [arm.model for arm in unique_models(arms_of(TIERS["cpu-packed"]))] == ["ldlm", "ldlm-distilled", "ar",
+                                                                                   "mdlm"]
+    assert len({arm.colour for arm in ARMS}) == len(ARMS)  # every arm has a hue of its own in the plots
+
+
+def test_tier_settings_keep_the_recorded_order_and_record_a_new_setting():
+    data = {f"{split}_{kind}": torch.ones(3, 4, dtype=torch.long) for split in ("train", "val") for kind in ("ids",
+                                                                                                          "mask")}
+    committed = json.loads((RESULTS / "cpu-packed-distilled.json").read_text())["tier_settings"]
+    assert list(tier_settings(TIERS["cpu-packed"], data)) == list(committed)
+    settings = tier_settings({**TIERS["toy"], "cdcd_steps": [4, 8]}, data)
+    assert settings["cdcd_steps"] == [4, 8] and not set(NOT_RECORDED) & set(settings)
+
+
+def test_each_model_is_loaded_once_and_only_when_sampled(tmp_path):
+    loads = []
+
+    def load(bench, arm):
+        loads.append(arm.model)
+        return {"offset": len(loads)}
+
+    def sampler(model, special):
+        return lambda batch, steps, knob, seed: ([[model["offset"]]] * batch, steps)
+
+    common = dict(train=None, load=load, sampler=sampler, parameters=len, knob="k", steps=lambda tier: [1],
+                  colour="Greys")
+    a, b, c = Arm("a", model="m", **common), Arm("b", model="m", **common), Arm("c", model="n", **common)
+    bench = Bench("toy", {}, tmp_path, "lm", None, {}, frozenset(), 0)
+    models = ArmModels(bench)
+    sample_a, sample_b, sample_c = models.sampler(a), models.sampler(b), models.sampler(c)
+    assert loads == []  # building a sampler loads nothing: a fully cached sweep costs no load
+    assert sample_b(2, 3, 1.0, 0) == ([[1], [1]], 3) and sample_a(1, 1, 1.0, 0) == ([[1]], 1)
+    assert sample_c(1, 1, 1.0, 0) == ([[2]], 1) and models.load(a) is models.load(b)
+    assert loads == ["m", "n"]
+    assert [arm.name for arm in unique_models([a, b, c])] == ["a", "c"]
