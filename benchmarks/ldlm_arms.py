@@ -22,16 +22,18 @@ DISTILL_CONFIG = "train/configs/distill-cpu.yaml"  # progressive distillation of
 TEACHER = "ldlm"  # the run the students are distilled from
 
 
-def train_ldlm(bench: Bench, arm: Arm) -> dict:
-    """Run train/run.py once for the arm's run (with its ablation's switch); returns the run's final metrics."""
+def train_ldlm(bench: Bench, arm: Arm, args: tuple[str, ...] = ()) -> dict:
+    """Run train/run.py once for the arm's run: the tier's LDLM recipe, then `args` (an arm's own train/run.py
+    arguments, e.g. `partial(train_ldlm, args=(...))` in its record), then its ablation's switch. Returns the run's
+    final metrics."""
     out, tier = bench.work / arm.model, bench.tier
     if not (out / "ldlm_run.json").exists():
-        extra = [*tier["ablation_args"], *arm.ablation.switch] if arm.ablation else []
+        ablation = [*tier["ablation_args"], *arm.ablation.switch] if arm.ablation else []
         cmd = [sys.executable, str(ROOT / "train" / "run.py"), str(ROOT / tier["ldlm_config"]), "--output_dir",
                str(out), "--frozen_lm", str(bench.frozen_lm), "--train_file", str(bench.work / "train.txt"),
                "--validation_file", str(bench.work / "validation.txt"), "--max_sequence_length",
                str(tier["max_length"]), "--hidden_states_cache_dir", str(bench.work / "hidden_states"),
-               "--num_samples", "0", *tier["ldlm_args"], *extra, *every_sentence(bench)]
+               "--num_samples", "0", *tier["ldlm_args"], *args, *ablation, *every_sentence(bench)]
         run_logged(f"train {arm.model}", cmd)
     return json.loads((out / "ldlm_run.json").read_text())["metrics"]
 

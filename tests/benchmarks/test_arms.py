@@ -3,12 +3,16 @@ loaded, sampled and swept, the records keep the names of earlier results and wor
 loaded once however many arms sample it."""
 
 import json
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
 
+from benchmarks import ldlm_arms
 from benchmarks.arm import Arm, ArmModels, Bench, unique_models
-from benchmarks.arms import ABLATIONS, ARMS, HEADLINE, LDLM_SAMPLED, ablation_arms, arms_of
+from benchmarks.arms import ABLATIONS, ARMS, HEADLINE, LDLM, LDLM_SAMPLED, ablation_arms, arms_of
 from benchmarks.paths import RESULTS
 from benchmarks.summary import NOT_RECORDED, tier_settings
 from benchmarks.tiers import TIERS
@@ -71,3 +75,29 @@ def test_each_model_is_loaded_once_and_only_when_sampled(tmp_path):
     assert sample_c(1, 1, 1.0, 0) == ([[2]], 1) and models.load(a) is models.load(b)
     assert loads == ["m", "n"]
     assert [arm.name for arm in unique_models([a, b, c])] == ["a", "c"]
+
+
+def test_an_ldlm_arm_of_its_own_passes_its_arguments_and_trains_once(tmp_path, monkeypatch):
+    """train/run.py gets the tier's recipe, then the arm's own arguments, then an ablation's switch, then every
+    training sentence; a finished run is not started again."""
+    commands = []
+
+    def fake_run(what, cmd):
+        commands.append(cmd)
+        out = Path(cmd[cmd.index("--output_dir") + 1])
+        out.mkdir()
+        (out / "ldlm_run.json").write_text(json.dumps({"metrics": {"train_runtime": 1.5}}))
+
+    monkeypatch.setattr(ldlm_arms, "run_logged", fake_run)
+    (tmp_path / "train.txt").write_text("one\ntwo\nthree\n")
+    tier = TIERS["toy"]
+    bench = Bench("toy", tier, tmp_path, "lm", None, {}, frozenset(), 0)
+    fixed = replace(LDLM, name="ldlm-fixed", model="ldlm-fixed",
+                    train=partial(ldlm_arms.train_ldlm, args=("--latent_space", "fixed")))
+    ablated = fixed.ablated(ABLATIONS["no_mse"])
+    assert fixed.train(bench, fixed) == {"train_runtime": 1.5} and ablated.train(bench, ablated)["train_runtime"] == 1.5
+    fixed.train(bench, fixed)
+    assert len(commands) == 2
+    tail = ["--max_train_samples", "3", "--long_lines", "drop"]
+    assert commands[0][-len(tier["ldlm_args"]) - 6:] == [*tier["ldlm_args"], "--latent_space", "fixed", *tail]
+    assert commands[1][-10:] == ["--latent_space", "fixed", *tier["ablation_args"], "--decoder_loss", "ce", *tail]
