@@ -35,13 +35,14 @@ def test_every_arm_of_every_tier_has_its_steps_knobs_and_functions(name):
 
 def test_records_keep_the_names_of_earlier_results_and_work_dirs():
     committed = json.loads((RESULTS / "cpu-packed-distilled.json").read_text())
-    assert {arm.name: arm.knob for arm in ARMS} == committed["knobs"]
-    assert list(committed["knobs"]) == [arm.name for arm in ARMS]  # the order of a result's rows
+    knobs = {arm.name: arm.knob for arm in ARMS}  # a new arm adds to these; it renames none
+    assert {name: knobs.get(name) for name in committed["knobs"]} == committed["knobs"]
+    assert [name for name in knobs if name in committed["knobs"]] == list(committed["knobs"])  # the rows' order
     ablated = LDLM_SAMPLED.ablated(ABLATIONS["no_mse"])
     assert (ablated.name, ablated.model, ablated.knob) == ("ldlm-sampled-no_mse", "ablation-no_mse", LDLM_SAMPLED.knob)
     assert ablated.ablation.switch == ("--decoder_loss", "ce")
-    assert [arm.model for arm in unique_models(arms_of(TIERS["cpu-packed"]))] == ["ldlm", "ldlm-distilled", "ar",
-                                                                                   "mdlm"]
+    models = [arm.model for arm in unique_models(arms_of(TIERS["cpu-packed"]))]
+    assert [m for m in models if m in ("ldlm", "ldlm-distilled", "ar", "mdlm")] == ["ldlm", "ldlm-distilled", "ar", "mdlm"]
     assert len({arm.colour for arm in ARMS}) == len(ARMS)  # every arm has a hue of its own in the plots
 
 
@@ -49,7 +50,7 @@ def test_tier_settings_keep_the_recorded_order_and_record_a_new_setting():
     data = {f"{split}_{kind}": torch.ones(3, 4, dtype=torch.long) for split in ("train", "val") for kind in ("ids",
                                                                                                           "mask")}
     committed = json.loads((RESULTS / "cpu-packed-distilled.json").read_text())["tier_settings"]
-    assert list(tier_settings(TIERS["cpu-packed"], data)) == list(committed)
+    assert [k for k in tier_settings(TIERS["cpu-packed"], data) if k in committed] == list(committed)
     settings = tier_settings({**TIERS["toy"], "cdcd_steps": [4, 8]}, data)
     assert settings["cdcd_steps"] == [4, 8] and not set(NOT_RECORDED) & set(settings)
 
