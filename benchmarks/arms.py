@@ -12,6 +12,7 @@ from .arm import Ablation, Arm
 from .baseline_arms import (
     all_parameters,
     ar_sampler,
+    cdcd_steps,
     load_baseline,
     mdlm_steps,
     no_steps,
@@ -19,6 +20,7 @@ from .baseline_arms import (
     train_baseline,
 )
 from .baselines import ARBaseline, MDLMBaseline
+from .cdcd import CDCDBaseline
 from .ldlm_arms import (
     distill_ldlm,
     distilled_sampler,
@@ -51,7 +53,20 @@ AR = Arm("ar", model="ar", train=partial(train_baseline, model_class=ARBaseline)
 MDLM = Arm("mdlm", model="mdlm", train=partial(train_baseline, model_class=MDLMBaseline),
            load=partial(load_baseline, model_class=MDLMBaseline), sampler=stepped_sampler, parameters=all_parameters,
            knob="temperature", steps=mdlm_steps, colour="Greens", baseline=True)
-ARMS = (LDLM, LDLM_SAMPLED, LDLM_DISTILLED, LDLM_DISTILLED_SAMPLED, AR, MDLM)  # the order of a result's rows
+# The alternative the paper argues against: the same model and training steps, but the latent space is trained
+# first (gamma = 0) and frozen for the second half while the denoiser trains on it (train/run.py --latent_space fixed).
+LDLM_FIXED_SAMPLED = Arm("ldlm-fixed-sampled", model="ldlm-fixed",
+                         train=partial(train_ldlm, args=("--latent_space", "fixed")), load=load_ldlm,
+                         sampler=partial(ldlm_sampler, knob_name="temperature"), parameters=ldlm_parameters,
+                         knob="token temperature (noise_scale 1)", steps=ldlm_steps, colour="YlOrBr")
+# Continuous diffusion without a learned latent space (benchmarks/cdcd.py), for LDLM's measured seconds.
+CDCD = Arm("cdcd", model="cdcd", train=partial(train_baseline, model_class=CDCDBaseline),
+           load=partial(load_baseline, model_class=CDCDBaseline), sampler=stepped_sampler, parameters=all_parameters,
+           knob="temperature", steps=cdcd_steps, colour="Greys", baseline=True)
+ARMS = (LDLM, LDLM_SAMPLED, LDLM_DISTILLED, LDLM_DISTILLED_SAMPLED, LDLM_FIXED_SAMPLED, AR, MDLM, CDCD)  # row order
+# What the headline LDLM point is compared with, claim by claim (benchmarks/intervals.py): a fixed latent space,
+# continuous diffusion, masked diffusion, autoregression.
+COMPETITORS = (LDLM_FIXED_SAMPLED.name, CDCD.name, MDLM.name, AR.name)
 
 # The summary's LDLM arm: its knob is a token temperature like the baselines', and it reaches the data's entropy,
 # which LDLM's argmax decoding does not at small budgets.

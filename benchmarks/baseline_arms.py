@@ -1,4 +1,4 @@
-"""The token-level baseline arms' functions (AR and MDLM): each trains for LDLM's measured seconds on the same
+"""The token-level baseline arms' functions (AR, MDLM and CDCD): each trains for LDLM's measured seconds on the same
 token data (benchmarks/train_baselines.py; a killed run resumes, a finished one is skipped), loads from its folder
 in the work dir and samples at a token temperature (MDLM over its step count, AR one token per network call).
 
@@ -66,6 +66,10 @@ def all_parameters(model: nn.Module) -> int:
 
 def mdlm_steps(tier: dict) -> list[int]:
     return tier["mdlm_steps"]
+
+
+def cdcd_steps(tier: dict) -> list[int]:
+    return tier["cdcd_steps"]
 
 
 def no_steps(tier: dict) -> list[int]:

@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Sequence
+from functools import partial
 
 from ldlm_metrics import (
     Scorer,
     distinct_n,
     generative_perplexity,
-    mauve_score,
+    mauve_from_features,
     mean_repetition_rate,
     mean_unigram_entropy,
+    pooled_unigram_entropy,
+    scorer_features,
+    unigram_entropy,
 )
+from ldlm_metrics.bootstrap import SampleScores, bootstrap_gen_ppl, bootstrap_mauve
 
 from .speed import count_flops, median_time, peak_memory
 
 SampleFn = Callable[[int, int, float, int], tuple[list[list[int]], int]]
+MAUVE_RESAMPLES = 100  # each resample refits MAUVE's clusters: ~0.1-1 s on a CPU
 
 
 def without_special(rows: list[list[int]], special: Collection[int]) -> list[list[int]]:
@@ -32,19 +38,33 @@ def without_special(rows: list[list[int]], special: Collection[int]) -> list[lis
 
 def text_metrics(token_lists: Sequence[Sequence[int]], decode: Callable[[Sequence[int]], str], scorer: Scorer,
                  references: Sequence[str] | None = None, seed: int = 0) -> dict:
-    """gen-PPL, entropy, repetition and (with references) MAUVE of one set of samples."""
+    """gen-PPL (with its 95% bootstrap interval), per-sample and corpus-pooled entropy, repetition and (with
+    references) MAUVE with its interval, of one set of samples. The per-sample scores (`text_nll`, `text_tokens`,
+    `text_entropy`) are kept, so that the matched-entropy interval of a frontier can be computed later."""
     texts = [decode(t) for t in token_lists]
     row = {"num_samples": len(texts), "mean_length": sum(len(t) for t in token_lists) / max(len(token_lists), 1),
-           "entropy": mean_unigram_entropy(token_lists), "examples": texts[:3]}
+           "entropy": mean_unigram_entropy(token_lists), "pooled_entropy": pooled_unigram_entropy(token_lists),
+           "examples": texts[:3]}
     row.update({f"rep_{n}": mean_repetition_rate(token_lists, n) for n in (2, 3, 4)})
     row.update({f"distinct_{n}": distinct_n(token_lists, n) for n in (1, 2)})
-    if any(t.strip() for t in texts):
-        row.update(generative_perplexity(texts, scorer))
-    else:
-        row.update({"gen_ppl": math.inf, "scorer": scorer.name, "scorer_checksum": scorer.checksum})
+    row.update(scored_texts(texts, token_lists, scorer, seed))
     if references is not None:
-        row["mauve"] = mauve_score(texts, references, scorer, seed=seed)["mauve"]
+        p, q = (scorer_features(t, scorer).numpy() for t in (texts, references))
+        mauve = bootstrap_mauve(p, q, partial(mauve_from_features, seed=seed), MAUVE_RESAMPLES, seed)
+        row.update(mauve=mauve["value"], mauve_interval=[mauve["low"], mauve["high"]])
     return row
+
+
+def scored_texts(texts: list[str], token_lists: Sequence[Sequence[int]], scorer: Scorer, seed: int) -> dict:
+    """Pooled gen-PPL, its interval, and the per-sample scores behind both (rounded: they are kept in results)."""
+    if not any(t.strip() for t in texts):
+        return {"gen_ppl": math.inf, "scorer": scorer.name, "scorer_checksum": scorer.checksum}
+    scored = generative_perplexity(texts, scorer, per_text=True)
+    scored["text_nll"] = [round(v, 4) for v in scored["text_nll"]]
+    scored["text_entropy"] = [round(unigram_entropy(t), 5) for t in token_lists]
+    interval = bootstrap_gen_ppl(SampleScores(scored["text_nll"], scored["text_tokens"], scored["text_entropy"]),
+                                 seed=seed)
+    return {**scored, "gen_ppl_interval": [interval["low"], interval["high"]]}
 
 
 def quality_rows(arm: str, sample: SampleFn, steps_list: Sequence[int], knobs: Sequence[float], num_samples: int,

@@ -94,11 +94,25 @@ def render(result: dict, work_dir: Path | None = None) -> str:
     summary = result["summary"]
     batch = throughput_batch(result["speed"][0])
     parts = [arms_table(result, batch), control_line(result["control"]), *ratio_lines(summary, batch)]
+    if summary.get("claims"):
+        parts.append("\n" + claims_table(summary))
     if "speed_at_quality" in summary:
         parts.append("\n" + speed_at_quality_table(summary["speed_at_quality"], batch))
     parts += ["\n" + frontier_table(result["quality"]), "\n" + ldlm_runs_table(result, work_dir), *provenance(result),
               "\n" + samples(result["quality"])]
     return "\n".join(parts)
+
+
+def claims_table(s: dict) -> str:
+    """The headline LDLM point against each competitor's best frontier, with 95% bootstrap intervals: a claim holds
+    or fails only where the intervals separate."""
+    def interval(pair: list | None) -> str:
+        return "–" if not pair else f"[{fmt(pair[0])}, {fmt(pair[1])}]"
+
+    rows = [[c["versus"], c.get("ldlm", "–"), interval(c.get("ldlm_interval")), interval(c.get("versus_interval")),
+             c.get("ratio"), c["verdict"]] for c in s["claims"]]
+    return table(["versus (best frontier)", "LDLM", f"LDLM gen-PPL at entropy {s['reference_entropy']:.2f}, 95%",
+                  "theirs, 95%", "LDLM / theirs", "LDLM is"], rows)
 
 
 def arms_table(result: dict, batch: int) -> str:
@@ -107,11 +121,19 @@ def arms_table(result: dict, batch: int) -> str:
     matched = s["genppl_at_matched_entropy"]
     mauve = {(r["arm"], r["steps"]): r["mauve"] for r in result["quality"] if "mauve" in r}
     rows = [[r["arm"], r["steps"] or "–", r["network_calls"], r.get("gflop_per_sequence"),
-             matched.get(f"{r['arm']}@{r['steps']}"), mauve.get((r["arm"], r["steps"])), r["latency_batch1_s"],
+             with_interval(matched.get(f"{r['arm']}@{r['steps']}"), s.get("matched_intervals", {}).get(
+                 f"{r['arm']}@{r['steps']}")), mauve.get((r["arm"], r["steps"])), r["latency_batch1_s"],
              r[f"throughput_batch{batch}_seq_per_s"], r["peak_memory_mib"]] for r in result["speed"]]
     return table(["arm", "steps", "network calls", "GFLOP per sequence",
                   f"gen-PPL at entropy {s['reference_entropy']:.2f}", "MAUVE (knob 1.0)", "latency b=1 (s)",
                   f"throughput b={batch} (seq/s)", "peak memory (MiB)"], rows)
+
+
+def with_interval(value, interval: dict | None):
+    """A figure, followed by its 95% interval where the result has one."""
+    if interval is None or value is None:
+        return value
+    return f"{fmt(value)} [{fmt(interval['low'])}, {fmt(interval['high'])}]"
 
 
 def control_line(c: dict) -> str:

@@ -36,9 +36,14 @@ def load_reused_baselines(path: Path, tier: str, seed: int, ldlm_metrics: dict) 
             raise ValueError(f"--baselines_from {path}: its LDLM arm trained differently ({key} {old_ldlm.get(key)} "
                              f"against {ldlm_metrics.get(key)} here), so its baselines' training budget does not "
                              "apply; rerun without --baselines_from.")
-    if not {r["arm"] for r in old["speed"]} >= set(BASELINE_ARMS):
-        raise ValueError(f"--baselines_from {path} has no speed rows for {' and '.join(BASELINE_ARMS)}.")
+    if not reused_arms(old):
+        raise ValueError(f"--baselines_from {path} has no speed rows for any of {', '.join(BASELINE_ARMS)}.")
     return old
+
+
+def reused_arms(old: dict | None) -> set[str]:
+    """The baseline arms an earlier result measured (their rows are reused; the others train in this run)."""
+    return set() if old is None else {r["arm"] for r in old["speed"]} & set(BASELINE_ARMS)
 
 
 def check_same_scoring(old: dict, scorer_checksum: str, control: dict, path: Path) -> None:
@@ -53,10 +58,10 @@ def check_same_scoring(old: dict, scorer_checksum: str, control: dict, path: Pat
 
 def baseline_rows(old: dict | None) -> tuple[list[dict], list[dict]]:
     """The earlier file's quality and speed rows of the AR and MDLM arms (none when nothing is reused)."""
+    arms = reused_arms(old)
     if old is None:
         return [], []
-    return ([r for r in old["quality"] if r["arm"] in BASELINE_ARMS],
-            [r for r in old["speed"] if r["arm"] in BASELINE_ARMS])
+    return [r for r in old["quality"] if r["arm"] in arms], [r for r in old["speed"] if r["arm"] in arms]
 
 
 def reproducibility(old: dict, quality: list[dict], speed: list[dict]) -> dict:
@@ -85,5 +90,6 @@ def reproducibility(old: dict, quality: list[dict], speed: list[dict]) -> dict:
 
 def reuse_record(old: dict, path: Path, quality: list[dict], speed: list[dict]) -> dict:
     return {"file": str(path), "command": old.get("command"), "train_seconds_per_arm": old.get("train_seconds_per_arm"),
-            "note": "AR and MDLM rows (quality, speed, training) copied from this file; not re-measured in this run",
+            "note": f"{' and '.join(sorted(reused_arms(old)))} rows (quality, speed, training) copied from this file; "
+                    "not re-measured in this run",
             "reproducibility": reproducibility(old, quality, speed)}

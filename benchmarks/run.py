@@ -37,13 +37,14 @@ import torch
 from ldlm_metrics import Scorer, load_scorer
 
 from .arm import Arm, ArmModels, Bench, unique_models
-from .arms import ABLATED, ARMS, BASELINE_ARMS, HEADLINE, LDLM, LDLM_DISTILLED, ablation_arms, ablations_of, arms_of
+from .arms import ABLATED, ARMS, COMPETITORS, HEADLINE, LDLM, LDLM_DISTILLED, ablation_arms, ablations_of, arms_of
 from .evaluate_arms import gen_ppl_at_entropy, quality_rows, speed_rows, text_metrics, without_special
+from .intervals import interval_summary
 from .ldlm_arms import default_ldlm_steps
 from .log import log
 from .paths import BROWN, RESULTS, ROOT
 from .plots import plot_result
-from .reuse_baselines import baseline_rows, check_same_scoring, load_reused_baselines, reuse_record
+from .reuse_baselines import baseline_rows, check_same_scoring, load_reused_baselines, reuse_record, reused_arms
 from .stage_cache import cached, cached_sweep
 from .summary import machine, summarise, tier_settings
 from .tiers import TIERS
@@ -79,7 +80,7 @@ def main() -> None:
     training.distillation = distil_stage(bench)
     scoring = scoring_stage(bench, args.scorer, training.reused, args.baselines_from)
     # every arm of the tier, but reused baselines: their rows come from the earlier result
-    arms = [arm for arm in arms_of(bench.tier) if not (arm.baseline and training.reused is not None)]
+    arms = [arm for arm in arms_of(bench.tier) if arm.name not in reused_arms(training.reused)]
     models = ArmModels(bench)
     for arm in arms:  # every model in memory before anything is timed, as it stays for the whole evaluation
         models.load(arm)
@@ -144,8 +145,11 @@ def train_stage(bench: Bench, baselines_from: Path | None) -> tuple[Bench, Train
     reused = load_reused_baselines(baselines_from, bench.tier_name, bench.seed, train_metrics[LDLM.model])
     # the same LDLM training (checked), timed when the baselines were: the arms' shared budget
     bench = replace(bench, budget=reused["train_seconds_per_arm"])
-    log(f"{', '.join(BASELINE_ARMS)}: rows reused from {baselines_from} (trained {bench.budget:.0f} s each)")
-    return bench, Training(train_metrics, reused["baseline_training"], reused)
+    names = reused_arms(reused)
+    log(f"{', '.join(sorted(names))}: rows reused from {baselines_from} (trained {bench.budget:.0f} s each)")
+    fresh = unique_models([arm for arm in arms if arm.baseline and arm.name not in names])
+    baseline_training = {**reused["baseline_training"], **{arm.model: arm.train(bench, arm) for arm in fresh}}
+    return bench, Training(train_metrics, baseline_training, reused)
 
 
 def distil_stage(bench: Bench) -> dict | None:
@@ -175,7 +179,7 @@ def generation_parameters(arms: list[Arm], models: ArmModels, reused: dict | Non
     """What generation runs, per trained model (a distilled student has its teacher's size)."""
     counts = {arm.model: arm.parameters(models.load(arm)) for arm in unique_models(arms) if not arm.distilled}
     if reused is not None:
-        counts.update({k: v for k, v in reused["generation_parameters"].items() if k in BASELINE_ARMS})
+        counts.update({k: v for k, v in reused["generation_parameters"].items() if k in reused_arms(reused)})
     return counts
 
 
@@ -232,6 +236,8 @@ def summary_stage(args: argparse.Namespace, bench: Bench, training: Training, sc
     ldlm_arms = [arm.name for arm in arms_of(tier) if not arm.baseline]
     summary = summarise(quality, speed, scoring.control["entropy"], default_ldlm_steps(tier), tier["batch"],
                         HEADLINE.name, ldlm_arms)
+    summary.update(interval_summary(quality, scoring.control, f"{HEADLINE.name}@{default_ldlm_steps(tier)}",
+                                    [arm.name for arm in arms_of(tier) if arm.name in COMPETITORS], bench.seed))
     result = {"tier": bench.tier_name, "tier_settings": tier_settings(tier, bench.data), "machine": machine(),
               "seed": bench.seed, "scorer": scoring.scorer.name, "scorer_checksum": scoring.scorer.checksum,
               "train_seconds_per_arm": bench.budget, "baseline_training": training.baseline_training,

@@ -1,6 +1,6 @@
 """The benchmark tiers of `python -m benchmarks.run`: for each, the LDLM recipe, the data, the baselines' size, the
-step counts the arms' records read (`ldlm_steps`, `mdlm_steps`, `distill["steps"]`; benchmarks/arms.py), the knob
-values every arm sweeps (`knobs`, or `arm_knobs[<arm>]`), the recipe ablations and the evaluation's sample counts.
+step counts the arms' records read (`ldlm_steps`, `mdlm_steps`, `cdcd_steps`, `distill["steps"]`; benchmarks/arms.py),
+the knob values every arm sweeps (`knobs`, or `arm_knobs[<arm>]`), the recipe ablations and the evaluation's sample counts.
 A result records these settings next to its rows (benchmarks/summary.py)."""
 
 TOY_LDLM_ARGS = [
@@ -17,6 +17,7 @@ TIERS: dict[str, dict] = {
                 max_length=32, train_lines=64, val_lines=40, drop_long_lines=True,
                 baseline=dict(width=32, layers=1, heads=2),
                 ldlm_steps=[2, 4], mdlm_steps=[4, 8], knobs=[0.8, 1.0], samples=8, batch=8, ablations=["no_warmup"],
+                cdcd_steps=[4, 8],
                 ablation_args=["--max_steps", "2"], speed_repeats=1, mauve=False,
                 distill=dict(args=["--start_steps", "4", "--final_steps", "1", "--steps_per_stage", "2",
                                    "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8",
@@ -25,12 +26,14 @@ TIERS: dict[str, dict] = {
     # The cpu-packed tier's code path at toy size: windows of consecutive sentences, per-arm knobs, no extras.
     "toy-packed": dict(ldlm_config="train/configs/quickstart.yaml", ldlm_args=TOY_LDLM_ARGS, max_length=48,
                        data_mode="packed", train_lines=64, val_lines=16, drop_long_lines=True,
-                       baseline=dict(width=32, layers=1, heads=2), ldlm_steps=[2], mdlm_steps=[4, 8], knobs=[1.0],
+                       baseline=dict(width=32, layers=1, heads=2), ldlm_steps=[2], mdlm_steps=[4, 8], cdcd_steps=[4],
+                       knobs=[1.0],
                        arm_knobs={"mdlm": [1.0, 1.3]}, samples=8, batch=8, ablations=[], ablation_args=[],
                        speed_repeats=1, mauve=False),
     "cpu": dict(ldlm_config="train/configs/quickstart.yaml", ldlm_args=[], max_length=64, train_lines=None,
                 val_lines=2000, baseline=dict(width=256, layers=10, heads=4), ldlm_steps=[10, 25, 50, 100],
-                mdlm_steps=[16, 32, 64, 128], knobs=[0.7, 0.85, 1.0], samples=128, batch=64,
+                mdlm_steps=[16, 32, 64, 128], cdcd_steps=[16, 32, 64, 128], knobs=[0.7, 0.85, 1.0], samples=128,
+                batch=64,
                 ablations=["no_mse", "no_warmup", "no_adaptive", "no_decoder_noise"], ablation_args=[],
                 speed_repeats=3, mauve=True),
     # Long enough for English-like text: LDLM is the cpu-long preset (~52 min), each
@@ -40,6 +43,7 @@ TIERS: dict[str, dict] = {
                      val_lines=2000, drop_long_lines=True, baseline=dict(width=256, layers=10, heads=4),
                      ldlm_steps=[10, 25, 50, 100], mdlm_steps=[16, 32, 64, 128], knobs=WIDE_KNOBS, samples=128,
                      batch=64, ablations=[], ablation_args=[], speed_repeats=3, mauve=True,
+                     cdcd_steps=[16, 32, 64, 128],
                      distill=dict(args=[], steps=[1, 2, 4])),
     # The LM1B length: 128-token windows of consecutive Brown sentences (benchmarks/packed_text.py; 112 tokens on
     # average), so MDLM's quality depends on its step count (32-512 steps over 128 positions) and AR pays for every
@@ -52,12 +56,13 @@ TIERS: dict[str, dict] = {
     "cpu-packed": dict(ldlm_config="train/configs/cpu-packed.yaml", ldlm_args=[], max_length=128,
                        data_mode="packed", train_lines=None, val_lines=2000, drop_long_lines=True,
                        baseline=dict(width=256, layers=10, heads=4), ldlm_steps=[5, 10, 25], mdlm_steps=[32, 128, 512],
-                       knobs=WIDE_KNOBS, arm_knobs={"mdlm": [1.0, 1.3]}, samples=64, batch=64,
+                       knobs=WIDE_KNOBS, arm_knobs={"mdlm": [1.0, 1.3], "cdcd": [0.85, 1.0, 1.3]}, samples=64,
+                       batch=64, cdcd_steps=[32, 128],
                        ablations=[], ablation_args=[], speed_repeats=1, mauve=True,
                        distill=dict(args=[], steps=[1, 2, 4])),
     "gpu": dict(ldlm_config="train/configs/gpu-h200.yaml", ldlm_args=[], max_length=128, train_lines=None,
                 val_lines=2000, baseline=dict(width=768, layers=12, heads=12), ldlm_steps=[10, 25, 50, 100],
-                mdlm_steps=[32, 64, 128, 256], knobs=WIDE_KNOBS, samples=256, batch=64,
+                mdlm_steps=[32, 64, 128, 256], cdcd_steps=[32, 64, 128, 256], knobs=WIDE_KNOBS, samples=256, batch=64,
                 ablations=["no_mse", "no_warmup", "no_adaptive", "no_decoder_noise"], ablation_args=[],
                 speed_repeats=5, mauve=True),
 }

@@ -46,7 +46,8 @@ def test_toy_benchmark_end_to_end(tmp_path):
     for key in ("speed_vs_mdlm", "latency_vs_ar_batch1", "genppl_at_matched_entropy"):
         assert key in summary
     # LDLM twice (argmax over noise_scale, and token temperature), and its distilled students the same two ways
-    arms = {"ldlm", "ldlm-sampled", "ldlm-distilled", "ldlm-distilled-sampled", "ar", "mdlm"}
+    arms = {"ldlm", "ldlm-sampled", "ldlm-distilled", "ldlm-distilled-sampled", "ldlm-fixed-sampled", "ar", "mdlm",
+            "cdcd"}
     assert {r["arm"] for r in out["quality"]} == arms and {r["arm"] for r in out["speed"]} == arms
     assert summary["ldlm_arm"] == "ldlm-sampled"
     assert {r["knob_name"] for r in out["quality"] if r["arm"] == "ldlm"} == {"noise_scale (argmax tokens)"}
@@ -54,11 +55,22 @@ def test_toy_benchmark_end_to_end(tmp_path):
     assert {r["arm"] for r in out["ablations"][0]["rows"]} == {"ldlm-sampled-no_warmup"}
     assert {r["arm"] for r in out["ablations"][0]["argmax_rows"]} == {"ldlm-no_warmup"}
     assert all(r["scorer"] == str(tmp_path / "scorer") for r in out["quality"])
-    assert set(out["train_metrics"]) == {"ldlm", "ablation-no_warmup"}
+    assert set(out["train_metrics"]) == {"ldlm", "ldlm-fixed", "ablation-no_warmup"}
+    assert out["train_metrics"]["ldlm-fixed"]["latent_space"] == "fixed"
+    # intervals: every scored row keeps its per-sample scores; each frontier has a matched interval; the headline
+    # LDLM point is compared with the fixed latent space, CDCD, MDLM and AR
+    assert all(len(r["text_nll"]) == r["num_samples"] and len(r["gen_ppl_interval"]) == 2
+               for r in out["quality"] if r["gen_ppl"] != float("inf"))
+    assert len(out["control"]["text_entropy"]) == out["control"]["num_samples"]
+    assert {c["versus"].split("@")[0] for c in summary["claims"]} == {"ldlm-fixed-sampled", "cdcd", "mdlm", "ar"}
+    assert all(c["verdict"] in ("better", "worse", "not distinguishable", "no matched point",
+                                "LDLM has no matched point")
+               for c in summary["claims"])
     from benchmarks.report import render
 
     report = render(out)
     assert "full recipe" in report and "no_warmup" in report and "Ratios" in report and "argmax entropy" in report
+    assert "versus (best frontier)" in report
     assert out["train_metrics"]["ablation-no_warmup"]["gamma_one_step"] == 0  # no warmup: joint from the start
     assert "gamma = 1 from step" in report and "| 0 (100% of the run) |" in report
     ldlm_rows = [r for r in out["speed"] if r["arm"] == "ldlm"]
@@ -110,6 +122,12 @@ def test_baselines_from_refuses_a_result_of_another_run(tmp_path):
         load_reused_baselines(path, "cpu-long", 0, {"total_flos": 2.0, "epoch": 2.0})
     with pytest.raises(ValueError, match="no such file"):
         load_reused_baselines(tmp_path / "missing.json", "cpu-long", 0, metrics)
+    from benchmarks.reuse_baselines import reused_arms
+
+    assert reused_arms(old) == {"ar", "mdlm"}  # an older result without CDCD rows: CDCD trains in the new run
+    path.write_text(json.dumps({**old, "speed": [{"arm": "ldlm"}]}))
+    with pytest.raises(ValueError, match="no speed rows"):
+        load_reused_baselines(path, "cpu-long", 0, metrics)
     with pytest.raises(ValueError, match="another scorer"):
         check_same_scoring(old, "xyz", {"entropy": 2.5}, path)
     with pytest.raises(ValueError, match="held-out entropy"):
