@@ -91,3 +91,20 @@ def test_from_frozen_lm_loads_lm_weights_and_ships_the_tokenizer(tmp_path, lm_ki
     reloaded = LDLMForDiffusionGeneration.from_pretrained(folder)
     assert reloaded.tokenizer is not None
     assert reloaded.tokenizer("w1 w2 w3").input_ids == enc.input_ids[0].tolist() == [2, 6, 7, 8, 3]
+
+
+def test_inference_needs_only_the_core_requirements(tmp_path):
+    """Loading a checkpoint and generating must not import the training or evaluation extras (accelerate, datasets,
+    evaluate, mauve): an inference-only install has only torch, transformers, safetensors and huggingface-hub."""
+    tiny_model().eval().save_pretrained(tmp_path / "ckpt")
+    code = textwrap.dedent("""
+        import sys
+        for name in ("accelerate", "datasets", "evaluate", "mauve"):
+            sys.modules[name] = None  # importing any of them now raises ImportError
+        import torch
+        from modeling_ldlm import LDLMForDiffusionGeneration
+        model = LDLMForDiffusionGeneration.from_pretrained(sys.argv[1]).eval()
+        ids = model.generate(num_return_sequences=2, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+        print(tuple(ids.shape))
+    """)
+    assert run_fresh(code, str(tmp_path / "ckpt"), tmp_path=tmp_path).startswith("(2,")
