@@ -1,0 +1,89 @@
+"""The quality of one or more trained LDLM folders, side by side, with 95% bootstrap intervals.
+
+    python -m benchmarks.probes.checkpoint_quality runs/quickstart runs/other --samples 256 --steps 10
+
+For each folder: sampled decoding (noise scale 1) swept over token temperatures, every point scored like a
+benchmark arm (gen-PPL under the offline scorer, per-sample and pooled entropy, repetition), and the gen-PPL at the
+held-out sentences' entropy with its interval (every point's samples and the held-out entropies resampled); the
+argmax point too (temperature 0, noise scale 1). Held-out sentences: the last 5% of the Brown corpus, which the
+CPU presets hold out. Prints one JSON line per folder, and writes them to `--output` when given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+from pathlib import Path
+
+import torch
+
+from ldlm_metrics import load_scorer
+from modeling_ldlm import LDLMForDiffusionGeneration
+
+from ..evaluate_arms import quality_rows, text_metrics
+from ..intervals import matched_intervals
+from ..ldlm_arms import ldlm_sampler
+from ..paths import BROWN
+
+TEMPERATURES = (0.7, 0.85, 1.0, 1.3, 1.6)
+
+
+def held_out(tokenizer, count: int, max_length: int) -> list[list[int]]:
+    """Token ids (no special tokens) of the first `count` held-out Brown sentences that fit the canvas."""
+    lines = [line.strip() for line in gzip.open(BROWN, "rt", encoding="utf-8") if line.strip()]
+    rows = []
+    for line in lines[int(len(lines) * 0.95):]:
+        ids = tokenizer(line, add_special_tokens=False).input_ids
+        if len(ids) <= max_length - 2:
+            rows.append(ids)
+        if len(rows) == count:
+            break
+    return rows
+
+
+def evaluate_folder(folder: Path, scorer, samples: int, steps: int, seed: int) -> dict:
+    model = LDLMForDiffusionGeneration.from_pretrained(folder).eval()
+    tokenizer, special = model.tokenizer, frozenset(model.tokenizer.all_special_ids)
+
+    def decode(ids):
+        return tokenizer.decode(ids, skip_special_tokens=True)
+
+    control = {"arm": "data", **text_metrics(held_out(tokenizer, samples, model.config.max_sequence_length), decode,
+                                             scorer)}
+    sampled = quality_rows("sampled", ldlm_sampler(model, special, "temperature"), [steps], TEMPERATURES, samples,
+                           decode, scorer, 64, seed)
+    argmax = quality_rows("argmax", ldlm_sampler(model, special, "noise_scale"), [steps], [1.0], samples, decode,
+                          scorer, 64, seed)
+    interval = matched_intervals(sampled, control, seed)[f"sampled@{steps}"]
+    run = json.loads((folder / "ldlm_run.json").read_text()) if (folder / "ldlm_run.json").exists() else {}
+    brief = ("knob", "entropy", "pooled_entropy", "gen_ppl", "gen_ppl_interval", "rep_2", "examples")
+    return {"folder": str(folder), "steps": steps, "samples": samples, "scorer": scorer.name,
+            "data_entropy": control["entropy"], "data_gen_ppl": control["gen_ppl"],
+            "gen_ppl_at_data_entropy": interval, "argmax": {k: argmax[0][k] for k in brief if k in argmax[0]},
+            "sampled": [{k: r[k] for k in brief if k in r} for r in sampled],
+            "eval_token_accuracy": run.get("metrics", {}).get("eval_token_accuracy"),
+            "gamma": {k: run.get("metrics", {}).get(k) for k in ("gamma_start_step", "gamma_one_step",
+                                                                 "gamma_one_fraction")}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--samples", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scorer", default=None, help="causal LM name or folder; default: offline SmolLM2")
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    scorer = load_scorer(args.scorer)
+    results = [evaluate_folder(folder, scorer, args.samples, args.steps, args.seed) for folder in args.folders]
+    for result in results:
+        print(json.dumps(result))
+    if args.output is not None:
+        args.output.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
