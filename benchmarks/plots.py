@@ -39,6 +39,14 @@ def _colour(plt, arm: str, index: int, count: int):
     return plt.get_cmap(COLOUR_MAPS.get(arm, "Greys"))(shade)
 
 
+def _error_bars(ax, points: list[tuple[float, float, list | None]], colour) -> None:
+    """Vertical 95% bootstrap intervals (x, value, [low, high]) where a result has them."""
+    kept = [(x, y, ci) for x, y, ci in points if ci and all(math.isfinite(v) for v in (y, *ci))]
+    if kept:
+        ax.errorbar([x for x, _, _ in kept], [y for _, y, _ in kept], fmt="none", ecolor=colour, elinewidth=1,
+                    capsize=2, yerr=[[y - ci[0] for _, y, ci in kept], [ci[1] - y for _, y, ci in kept]])
+
+
 def plot_entropy_frontier(quality: Sequence[dict], control: dict, path: Path) -> bool:
     """gen-PPL vs entropy over each arm's knob; returns False (and draws nothing) without matplotlib."""
     plt = _pyplot()
@@ -49,9 +57,10 @@ def plot_entropy_frontier(quality: Sequence[dict], control: dict, path: Path) ->
     for arm, steps in curves:
         rows = sorted((r for r in quality if r["arm"] == arm and r["steps"] == steps), key=lambda r: r["entropy"])
         arm_steps = [s for a, s in curves if a == arm]
-        ax.plot([r["entropy"] for r in rows], [r["gen_ppl"] for r in rows], marker="o",
-                color=_colour(plt, arm, arm_steps.index(steps), len(arm_steps)),
+        colour = _colour(plt, arm, arm_steps.index(steps), len(arm_steps))
+        ax.plot([r["entropy"] for r in rows], [r["gen_ppl"] for r in rows], marker="o", color=colour,
                 linestyle="--" if arm in DASHED else "-", label=f"{arm} ({steps} steps)" if steps else arm)
+        _error_bars(ax, [(r["entropy"], r["gen_ppl"], r.get("gen_ppl_interval")) for r in rows], colour)
     if math.isfinite(control["gen_ppl"]):
         ax.scatter([control["entropy"]], [control["gen_ppl"]], marker="*", s=200, c="k", label="held-out data")
     ax.axvline(control["entropy"], color="k", linestyle=":", linewidth=1)  # gen-PPL is compared on this line
@@ -68,9 +77,10 @@ def plot_entropy_frontier(quality: Sequence[dict], control: dict, path: Path) ->
 
 
 def plot_speed_frontier(quality: Sequence[dict], speed: Sequence[dict], control: dict, batch: int,
-                        path: Path) -> bool:
+                        path: Path, intervals: dict[str, dict] | None = None) -> bool:
     """gen-PPL at the data's entropy against seconds per sequence (batch `batch`) and batch-1 latency, one point
-    per (arm, step count), log-log; returns False (and draws nothing) without matplotlib."""
+    per (arm, step count), log-log, with its 95% interval where `intervals` ("<arm>@<steps>" -> {low, high}) has
+    one; returns False (and draws nothing) without matplotlib."""
     plt = _pyplot()
     if plt is None:
         return False
@@ -86,6 +96,9 @@ def plot_speed_frontier(quality: Sequence[dict], speed: Sequence[dict], control:
             colour = _colour(plt, arm, 1, 2)
             ax.plot([cost(p) for p in mine], [p["gen_ppl"] for p in mine], color=colour,
                     linestyle="--" if arm in DASHED else "-", linewidth=1, label=arm)
+            bars = (intervals or {})
+            _error_bars(ax, [(cost(p), p["gen_ppl"], _pair(bars.get(f"{p['arm']}@{p['steps']}"))) for p in mine],
+                        colour)
             for p in mine:
                 ax.scatter([cost(p)], [p["gen_ppl"]], s=36, color=colour, zorder=3,
                            facecolors=colour if p["matched"] else "none")
@@ -101,11 +114,17 @@ def plot_speed_frontier(quality: Sequence[dict], speed: Sequence[dict], control:
     axes[0].set_ylabel(f"gen-PPL at entropy {control['entropy']:.2f} ({control['scorer']})")
     axes[0].legend(fontsize=7)
     fig.suptitle("Quality against cost: one point per arm and step count (label = steps; hollow = not matched "
-                 "at the data's entropy; lower-left is better)", fontsize=10)
+                 "at the data's entropy; lower-left is better)" + ("\nbars: 95% bootstrap intervals; overlapping "
+                                                                   "bars are not distinguishable" if intervals else ""),
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
+
+
+def _pair(interval: dict | None) -> list | None:
+    return None if interval is None else [interval["low"], interval["high"]]
 
 
 def plot_result(result: dict, out_dir: Path, name: str) -> list[Path]:
@@ -116,7 +135,8 @@ def plot_result(result: dict, out_dir: Path, name: str) -> list[Path]:
     drawn = []
     if plot_entropy_frontier(result["quality"], result["control"], entropy_png):
         drawn.append(entropy_png)
-    if plot_speed_frontier(result["quality"], result["speed"], result["control"], batch, speed_png):
+    if plot_speed_frontier(result["quality"], result["speed"], result["control"], batch, speed_png,
+                           result["summary"].get("matched_intervals")):
         drawn.append(speed_png)
     return drawn
 
