@@ -109,10 +109,11 @@ def claims_table(s: dict) -> str:
     def interval(pair: list | None) -> str:
         return "–" if not pair else f"[{fmt(pair[0])}, {fmt(pair[1])}]"
 
-    rows = [[c["versus"], c.get("ldlm", "–"), interval(c.get("ldlm_interval")), interval(c.get("versus_interval")),
+    rows = [[c.get("ldlm", "–"), c["versus"], interval(c.get("ldlm_interval")), interval(c.get("versus_interval")),
              c.get("ratio"), c["verdict"]] for c in s["claims"]]
-    return table(["versus (best frontier)", "LDLM", f"LDLM gen-PPL at entropy {s['reference_entropy']:.2f}, 95%",
-                  "theirs, 95%", "LDLM / theirs", "LDLM is"], rows)
+    return table(["LDLM (best frontier)", "versus (best frontier)",
+                  f"LDLM gen-PPL at entropy {s['reference_entropy']:.2f}, 95%", "theirs, 95%", "LDLM / theirs",
+                  "LDLM is"], rows)
 
 
 def arms_table(result: dict, batch: int) -> str:

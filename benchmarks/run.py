@@ -37,7 +37,7 @@ import torch
 from ldlm_metrics import Scorer, load_scorer
 
 from .arm import Arm, ArmModels, Bench, unique_models
-from .arms import ABLATED, ARMS, COMPETITORS, HEADLINE, LDLM, LDLM_DISTILLED, ablation_arms, ablations_of, arms_of
+from .arms import ABLATED, ARMS, COMPARISONS, HEADLINE, LDLM, LDLM_DISTILLED, ablation_arms, ablations_of, arms_of
 from .evaluate_arms import gen_ppl_at_entropy, quality_rows, speed_rows, text_metrics, without_special
 from .intervals import interval_summary
 from .ldlm_arms import default_ldlm_steps
@@ -236,8 +236,8 @@ def summary_stage(args: argparse.Namespace, bench: Bench, training: Training, sc
     ldlm_arms = [arm.name for arm in arms_of(tier) if not arm.baseline]
     summary = summarise(quality, speed, scoring.control["entropy"], default_ldlm_steps(tier), tier["batch"],
                         HEADLINE.name, ldlm_arms)
-    summary.update(interval_summary(quality, scoring.control, f"{HEADLINE.name}@{default_ldlm_steps(tier)}",
-                                    [arm.name for arm in arms_of(tier) if arm.name in COMPETITORS], bench.seed))
+    names = {arm.name for arm in arms_of(tier)}
+    summary.update(interval_summary(quality, scoring.control, [c for c in COMPARISONS if c[1] in names], bench.seed))
     result = {"tier": bench.tier_name, "tier_settings": tier_settings(tier, bench.data), "machine": machine(),
               "seed": bench.seed, "scorer": scoring.scorer.name, "scorer_checksum": scoring.scorer.checksum,
               "train_seconds_per_arm": bench.budget, "baseline_training": training.baseline_training,

@@ -19,10 +19,11 @@ def test_claims_take_each_competitors_best_frontier():
     intervals = {"ldlm-sampled@10": point(100, 90, 110), "mdlm@16": point(300, 250, 350),
                  "mdlm@64": point(150, 120, 180), "ar@0": point(105, 95, 115),
                  "cdcd@16": point(math.nan, math.nan, math.nan)}
-    out = {c["versus"].split("@")[0]: c for c in claims(intervals, "ldlm-sampled@10", ["mdlm", "ar", "cdcd"])}
+    ours = ("ldlm-sampled",)
+    out = {c["versus"].split("@")[0]: c for c in claims(intervals, [(ours, "mdlm"), (ours, "ar"), (ours, "cdcd")])}
     assert out["mdlm"]["versus"] == "mdlm@64" and out["mdlm"]["verdict"] == "better"
+    assert out["mdlm"]["ldlm"] == "ldlm-sampled@10" and out["mdlm"]["ratio"] == 100 / 150
     assert out["ar"]["verdict"] == "not distinguishable"
     assert out["cdcd"]["verdict"] == "no matched point"
-    unmatched = claims({**intervals, "ldlm-sampled@10": point(math.nan, math.nan, math.nan)}, "ldlm-sampled@10",
-                       ["mdlm"])
+    unmatched = claims({**intervals, "ldlm-sampled@10": point(math.nan, math.nan, math.nan)}, [(ours, "mdlm")])
     assert unmatched[0]["verdict"] == "LDLM has no matched point"
