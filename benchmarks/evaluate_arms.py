@@ -23,7 +23,7 @@ from ldlm_metrics import (
     scorer_features,
     unigram_entropy,
 )
-from ldlm_metrics.bootstrap import SampleScores, bootstrap_gen_ppl, bootstrap_mauve
+from ldlm_metrics.bootstrap import SampleScores, bootstrap_gen_ppl, bootstrap_mauve, interpolate_at_entropy
 
 from .speed import count_flops, median_time, peak_memory
 
@@ -113,15 +113,15 @@ def speed_rows(arm: str, sample: SampleFn, steps_list: Sequence[int], knob: floa
 
 
 def gen_ppl_at_entropy(rows: Sequence[dict], entropy: float) -> dict:
-    """Interpolate log gen-PPL linearly in entropy along one arm's frontier (rows of one step count).
+    """Interpolate log gen-PPL linearly in entropy along one arm's frontier (rows of one step count;
+    `ldlm_metrics.bootstrap.interpolate_at_entropy`).
 
     Returns the value and whether it was interpolated (inside the swept range) or the nearest point's value."""
-    points = sorted((r["entropy"], math.log(r["gen_ppl"])) for r in rows if math.isfinite(r["gen_ppl"]))
+    points = sorted((r["entropy"], r["gen_ppl"]) for r in rows if math.isfinite(r["gen_ppl"]))
     if not points:
         return {"gen_ppl": math.inf, "matched": False}
-    for (e0, p0), (e1, p1) in zip(points, points[1:]):
-        if e0 <= entropy <= e1:
-            w = 0.0 if e1 == e0 else (entropy - e0) / (e1 - e0)
-            return {"gen_ppl": math.exp(p0 + w * (p1 - p0)), "matched": True}
+    value = interpolate_at_entropy(points, entropy) if len(points) > 1 else math.nan
+    if math.isfinite(value):
+        return {"gen_ppl": value, "matched": True}
     nearest = min(points, key=lambda p: abs(p[0] - entropy))
-    return {"gen_ppl": math.exp(nearest[1]), "matched": False, "nearest_entropy": nearest[0]}
+    return {"gen_ppl": nearest[1], "matched": False, "nearest_entropy": nearest[0]}

@@ -1,4 +1,5 @@
-"""Side-by-side benchmark: LDLM vs an MDLM-style masked diffusion LM vs an autoregressive LM.
+"""Side-by-side benchmark: LDLM vs LDLM on a fixed latent space, CDCD continuous diffusion, MDLM masked diffusion
+and an autoregressive LM.
 
     python -m benchmarks.run --tier cpu          # ~1.7 h training + ~1 h evaluation on 2 cores; resumable
     python -m benchmarks.run --tier cpu-long     # ~2.6 h training + ~0.6 h evaluation: English-like text, no ablations

@@ -10,6 +10,7 @@ import torch
 
 from .evaluate_arms import gen_ppl_at_entropy
 from .frontier import matched_points, speed_at_quality
+from .intervals import frontiers
 
 # Recorded in this order (that of earlier result files), then any other setting; the data's line caps are recorded
 # as the sequence counts they gave, and the ablations' training arguments and the MAUVE switch are not recorded.
@@ -24,10 +25,8 @@ def summarise(quality: list[dict], speed: list[dict], ref_entropy: float, defaul
     MDLM and AR point of equal or better gen-PPL at matched entropy (benchmarks/frontier.py). The single ratios are
     those of `headline_arm` at its default step count; `speed_vs_mdlm` is None when no MDLM point reaches its
     quality."""
-    by: dict[tuple[str, int], list[dict]] = {}
-    for row in quality:
-        by.setdefault((row["arm"], row["steps"]), []).append(row)
-    matched = {f"{arm}@{steps}": gen_ppl_at_entropy(rows, ref_entropy) for (arm, steps), rows in by.items()}
+    matched = {f"{arm}@{steps}": gen_ppl_at_entropy(rows, ref_entropy)
+               for (arm, steps), rows in frontiers(quality).items()}
     key = f"throughput_batch{batch}_seq_per_s"
     speed_of = {(r["arm"], r["steps"]): r for r in speed}
     frontier = speed_at_quality(matched_points(quality, speed, ref_entropy, batch), ldlm_arms)
