@@ -4,6 +4,7 @@
     python -m benchmarks.probes.scale_check                # a GPU: also training and generation speed (~10 min)
     python -m benchmarks.probes.scale_check --batches 1 --generation_steps 10 50   # CPU at full size: ~8 min on 2 cores
     python -m benchmarks.probes.scale_check --reduced      # CPU, toy widths: the same code path, for the tests
+    python -m benchmarks.probes.scale_check --reduced --processes 2   # CPU, two gloo ranks: the multi-GPU smoke's path
 
 The model is built from configs alone (GPT-2 small's config for the frozen LM, random weights, random tokens): no
 download. Counted, not guessed: parameters per part; FLOPs of one joint training step (forward + backward) and of
@@ -13,21 +14,35 @@ states.
 Measured on the device it runs on: peak memory and tokens/s of bf16 joint training at several batch sizes with and
 without gradient checkpointing, generation throughput at 10/50/200 steps, and the MDLM baseline's training at the
 same generation-time size. Out-of-memory batch sizes are reported as such, not fatal.
+With more than one GPU, a multi-GPU smoke launches the probe again under torchrun, one process per GPU: the same
+training step at the smallest batch size per GPU, data parallel (DDP) and then sharded (FSDP2, as train/sharding.py
+shards), with tokens/s over all GPUs and the peak memory of each GPU ("multi_gpu" in the output; skipped, with the
+reason, on one GPU or none).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.flop_counter import FlopCounterMode
 
 from modeling_ldlm import PRESETS, LDLMConfig, LDLMForDiffusionGeneration
+from train.sharding import shard_model, trainable_parameters
 
 from ..baselines import MDLMBaseline
+from ..paths import ROOT
 
 PARTS = ("frozen_lm", "encoder", "denoiser", "latent_decoder", "token_decoder")
 REDUCED = dict(max_sequence_length=64, num_latents=64, latent_dim=32, encoder_hidden_size=32, encoder_num_layers=1,
@@ -212,6 +227,84 @@ def mdlm_training(config: LDLMConfig, model, sizes: list[int], device: str, dtyp
     return [{**r, "layers": layers, "parameters_m": sum(p.numel() for p in mdlm.parameters()) / 1e6} for r in rows]
 
 
+def multi_gpu(reduced: bool, batch_per_gpu: int, processes: int | None) -> dict:
+    """The DDP and FSDP rows of the multi-GPU smoke, run by this probe relaunched under torchrun with `processes`
+    processes (default: one per GPU); skipped, with the reason printed, for fewer than two."""
+    processes = torch.cuda.device_count() if processes is None else processes
+    if processes < 2:
+        reason = f"{torch.cuda.device_count()} GPU(s) here: the DDP/FSDP smoke needs more than one"
+        print(f"multi-GPU smoke skipped: {reason}", file=sys.stderr)
+        return {"skipped": reason}
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # this process's cached blocks, before the processes of the smoke start
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "multi_gpu.json"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+               "-m", "benchmarks.probes.scale_check", "--parallel_worker", str(out), "--batches", str(batch_per_gpu),
+               *(["--reduced"] if reduced else [])]
+        code = subprocess.run(cmd, cwd=ROOT).returncode
+        return json.loads(out.read_text()) if code == 0 else {"failed": f"exit status {code}: {' '.join(cmd)}"}
+
+
+def init_rank() -> torch.device:
+    """Join the launch's process group (NCCL on GPUs, gloo on CPUs); this rank's device."""
+    if not torch.cuda.is_available():
+        dist.init_process_group("gloo")
+        return torch.device("cpu")
+    torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    dist.init_process_group("nccl")
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def parallel_model(config: LDLMConfig, mode: str, device: torch.device):
+    """The same freshly seeded model, wrapped in DDP or sharded like train/sharding.py; its unwrapped self."""
+    torch.manual_seed(0)
+    model = LDLMForDiffusionGeneration(config).train()
+    if mode == "fsdp":
+        return shard_model(model, init_device_mesh(device.type, (dist.get_world_size(),))), model
+    model.to(device)
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None), model
+
+
+def parallel_row(config: LDLMConfig, mode: str, size: int, device: torch.device) -> dict:
+    """Seconds per bf16 training step (fp32 on CPUs) of `size` sequences per GPU (process), tokens/s over all of
+    them, and the peak memory of each (None on CPUs)."""
+    wrapped, model = parallel_model(config, mode, device)
+    optimizer = torch.optim.AdamW(trainable_parameters(model), lr=1e-4)
+    coin = torch.Generator().manual_seed(0)  # the self-conditioning draw, alike on every rank (FSDP needs that)
+
+    def step() -> None:
+        conditioning = bool(torch.rand((), generator=coin) < config.self_conditioning_prob)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = wrapped(*batch(config, size, str(device)), self_conditioning=conditioning).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    mine = [timed(step), peak_gib(step)]
+    every = [None] * dist.get_world_size()
+    dist.all_gather_object(every, mine)
+    seconds = max(s for s, _ in every)
+    return {"gpus": len(every), "batch_per_gpu": size, "seconds_per_step": seconds,
+            "tokens_per_s": size * len(every) * config.max_sequence_length / seconds,
+            "peak_gib_per_gpu": [gib for _, gib in every]}
+
+
+def parallel_worker(reduced: bool, size: int, output: Path) -> None:
+    """One process of the multi-GPU smoke: DDP, then FSDP; the first writes both rows to `output`."""
+    device = init_rank()
+    config = paper_config(reduced)
+    rows = {}
+    for mode in ("ddp", "fsdp"):
+        rows[mode] = parallel_row(config, mode, size, device)
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    if dist.get_rank() == 0:
+        output.write_text(json.dumps({"device": device.type, **rows}, indent=1))
+    dist.destroy_process_group()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reduced", action="store_true", help="toy widths (CPU, the tests)")
@@ -219,13 +312,20 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=None, help="default: 8 16 32 (2 4 reduced)")
     parser.add_argument("--generation_steps", type=int, nargs="+", default=[10, 50, 200])
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--processes", type=int, default=None,
+                        help="processes of the multi-GPU smoke (default: one per GPU; 2 on a CPU tests its path)")
+    parser.add_argument("--parallel_worker", type=Path, default=None, help=argparse.SUPPRESS)  # set by multi_gpu
     args = parser.parse_args()
+    if args.parallel_worker is not None:
+        parallel_worker(args.reduced, (args.batches or [8])[0], args.parallel_worker)
+        return
     result = {"sizes": "reduced" if args.reduced else "paper-owt (GPT-2 small frozen, L = N = 1024, D = 768)",
               "counted": counted(args.reduced)}
     if not args.count_only:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        result["measured"] = measured(args.reduced, args.batches or ([2, 4] if args.reduced else [8, 16, 32]), device,
-                                      tuple(args.generation_steps))
+        sizes = args.batches or ([2, 4] if args.reduced else [8, 16, 32])
+        result["measured"] = measured(args.reduced, sizes, device, tuple(args.generation_steps))
+        result["multi_gpu"] = multi_gpu(args.reduced, sizes[0], args.processes)
     text = json.dumps(result, indent=1, default=str)
     if args.output is not None:
         args.output.write_text(text)

@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from benchmarks.paths import ROOT
+from benchmarks.probes.scale_check import multi_gpu
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -30,3 +32,16 @@ def test_scale_check_counts_and_measures_at_reduced_width(tmp_path):
     assert {row["checkpointing"] for row in measured["ldlm_training"]} == {False, True}
     assert all(row["tokens_per_s"] > 0 for row in measured["ldlm_training"] + measured["mdlm_training"])
     assert set(measured["generation"]) == {"10", "50", "200"}
+    if torch.cuda.device_count() < 2:
+        assert "skipped" in r["multi_gpu"]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_multi_gpu_smoke_runs_ddp_and_fsdp_on_two_cpu_ranks(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # two gloo ranks: the code path the GPUs run, not their speed
+    rows = multi_gpu(reduced=True, batch_per_gpu=2, processes=2)
+    assert rows["device"] == "cpu"
+    for mode in ("ddp", "fsdp"):
+        row = rows[mode]
+        assert row["gpus"] == 2 and row["batch_per_gpu"] == 2 and row["tokens_per_s"] > 0
+        assert len(row["peak_gib_per_gpu"]) == 2
