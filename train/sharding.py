@@ -12,7 +12,10 @@ run (tests/train/test_fsdp.py proves it on two CPU ranks; benchmarks/probes/scal
   `load_sharded`); a `save_pretrained` folder from the gathered full state dict (`save_pretrained_from_shards`).
 
 Only the model's `forward` all-gathers the root's parameters: call `generate` on an unsharded model (such as the
-exported folder), not on a sharded one.
+exported folder), not on a sharded one. Every rank must run the same units in the same order, since each unit
+all-gathers its weights when it runs: the one random branch of LDLM's forward, the self-conditioning draw
+(`self_conditioning=None` draws it from the CPU generator), agrees across ranks only while their CPU generators do
+(the Trainer seeds every rank alike); pass `self_conditioning` explicitly where they may not.
 """
 
 from __future__ import annotations
