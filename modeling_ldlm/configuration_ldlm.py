@@ -129,6 +129,9 @@ class LDLMConfig(PreTrainedConfig):
         latent_dim (`int`, >= 1): D, the width of each latent.
         {encoder,denoiser,latent_decoder,token_decoder}_{hidden_size,num_layers,num_heads} (`int`): part sizes;
             widths and head counts >= 1, each width divisible by its head count; layers >= 1 (the token decoder: >= 0).
+        token_head (`"linear"` or `"frozen_embeddings"`): the token decoder's vocabulary head: a linear layer
+            (default) or, opt-in, logits = (P f) E^T + b over the frozen LM's input embeddings E (V, H), which must
+            be (vocab_size, frozen LM hidden size); only P and b train, so rare token types decode from the start.
         mlp_ratio (`float`, > 0): MLP width as a multiple of the block width.
         dropout (`float`, in [0, 1)): dropout of every attention and MLP of the trained parts.
         layer_norm_eps (`float`, >= 0): epsilon of the layer norms.
@@ -174,6 +177,7 @@ class LDLMConfig(PreTrainedConfig):
     token_decoder_hidden_size: int = at_least_one(default=256)
     token_decoder_num_layers: int = non_negative(default=1)
     token_decoder_num_heads: int = at_least_one(default=4)
+    token_head: Literal["linear", "frozen_embeddings"] = "linear"
     mlp_ratio: Number = positive(default=4.0)
     dropout: Number = interval(min=0, max=1, exclude_max=True)(default=0.0)
     layer_norm_eps: Number = non_negative(default=1e-6)

@@ -6,7 +6,10 @@ it has no padding to mask; the loss L_h = ||h_hat - h||^2 counts only non-pad po
 (opt-in) position p's cross-attention is biased towards the latents centred near it, as in the encoder.
 
 T: h_hat (B, L, H) -> vocabulary logits (B, L, V): a small bidirectional transformer and an LM head
-(L_w = CE(T(sg(h_hat)), w)).
+(L_w = CE(T(sg(h_hat)), w)). The head is a free linear layer (token_head="linear", the default) or, opt-in
+(token_head="frozen_embeddings"), tied to the frozen LM's input embeddings E: logits = (P f) E^T + b, with only the
+projection P and the bias b trained, so every token type starts out known to the head, however rare it is in the
+training data.
 """
 
 from __future__ import annotations
@@ -47,6 +50,35 @@ class LatentDecoder(nn.Module):
         return self.out_proj(self.out_norm(x))  # (B, L, H)
 
 
+class FrozenEmbeddingHead(nn.Module):
+    """Vocabulary head tied to the frozen LM's input embeddings E (V, H): logits = (P f) E^T + b.
+
+    E belongs to the frozen LM (never trained, saved once, with the LM): the model binds the embedding module after
+    construction, and the head keeps it out of its own submodules."""
+
+    def __init__(self, width: int, embedding_dim: int, vocab_size: int):
+        super().__init__()
+        self.proj = nn.Linear(width, embedding_dim)
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+        self._embeddings: nn.Module | None = None
+
+    def bind(self, embeddings: nn.Module) -> None:
+        """Use `embeddings.weight` (V, H) as E."""
+        expected = (self.bias.shape[0], self.proj.out_features)
+        shape = tuple(getattr(embeddings, "weight", torch.empty(0)).shape)
+        if shape != expected:
+            raise ValueError(f"token_head='frozen_embeddings' ties the vocabulary head to the frozen LM's input "
+                             f"embeddings, which must be (vocab_size, frozen_lm_hidden_size) = {expected}, but they are "
+                             f"{shape}: use token_head='linear' for this frozen LM.")
+        self.__dict__["_embeddings"] = embeddings  # not nn.Module.__setattr__: the frozen LM owns this module
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self._embeddings is None:
+            raise RuntimeError("FrozenEmbeddingHead used before bind(): the model binds the frozen LM's embeddings.")
+        weight = self._embeddings.weight.to(features.dtype)
+        return self.proj(features) @ weight.T + self.bias.to(features.dtype)
+
+
 class TokenDecoder(nn.Module):
     def __init__(self, config: LDLMConfig):
         super().__init__()
@@ -59,7 +91,10 @@ class TokenDecoder(nn.Module):
             for _ in range(config.token_decoder_num_layers)
         )
         self.out_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
-        self.lm_head = nn.Linear(width, config.vocab_size)
+        if config.token_head == "frozen_embeddings":
+            self.lm_head = FrozenEmbeddingHead(width, config.frozen_lm_hidden_size, config.vocab_size)
+        else:
+            self.lm_head = nn.Linear(width, config.vocab_size)
 
     def features(self, hidden: torch.Tensor) -> torch.Tensor:
         """h_hat (B, L, H) -> final features (B, L, W) before the vocabulary head."""

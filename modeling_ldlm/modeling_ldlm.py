@@ -31,7 +31,7 @@ from transformers.utils import ModelOutput
 
 from .adaptive_timesteps import AdaptiveTimestepSampler, initial_curve
 from .configuration_ldlm import PRESETS, LDLMConfig
-from .decoders import LatentDecoder, TokenDecoder
+from .decoders import FrozenEmbeddingHead, LatentDecoder, TokenDecoder
 from .denoiser import LatentDenoiser
 from .encoder import LatentEncoder
 from .generation_config import LDLMGenerationConfig
@@ -117,6 +117,8 @@ class LDLMPreTrainedModel(PreTrainedModel):
         elif isinstance(module, LatentDecoder):
             init.normal_(module.position_queries, std=std)
             init.normal_(module.latent_position, std=std)
+        elif isinstance(module, FrozenEmbeddingHead):
+            init.zeros_(module.bias)
         elif isinstance(module, AdaptiveTimestepSampler):
             init.copy_(module.loss_ema, initial_curve(module.loss_ema.numel()))
             init.zeros_(module.num_updates)
@@ -169,6 +171,7 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         self.denoiser = LatentDenoiser(config)
         self.latent_decoder = LatentDecoder(config)
         self.token_decoder = TokenDecoder(config)
+        self._bind_token_head()
         self.timestep_sampler = AdaptiveTimestepSampler(config.timestep_bins)
         self.tokenizer = None
         self.post_init()
@@ -290,6 +293,12 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         """Replace the frozen LM's token embeddings; they stay frozen, like the rest of the frozen LM."""
         self.frozen_lm.set_input_embeddings(value)
         value.requires_grad_(False)
+        self._bind_token_head()
+
+    def _bind_token_head(self) -> None:
+        """A token head tied to the frozen LM's embeddings (token_head="frozen_embeddings") reads them from here."""
+        if isinstance(self.token_decoder.lm_head, FrozenEmbeddingHead):
+            self.token_decoder.lm_head.bind(self.frozen_lm.get_input_embeddings())
 
     # ---- frozen hidden states -----------------------------------------------------------------------------------
     @torch.no_grad()
