@@ -17,7 +17,7 @@ from modeling_ldlm import LDLMForDiffusionGeneration
 from .model_card import render_distilled_card, render_run_card
 
 RUN_METRICS = ("train_loss", "eval_loss", "eval_loss_diffusion", "eval_loss_hidden", "eval_loss_token",
-               "eval_token_accuracy", "eval_latent_variance_share")
+               "eval_token_accuracy", "eval_token_decoder_accuracy", "eval_latent_variance_share")
 DISTILL_METRICS = ("eval_loss", "eval_probe_token_agreement", "eval_probe_latent_mse")
 
 

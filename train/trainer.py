@@ -39,6 +39,7 @@ logger = logging.get_logger(__name__)
 STATE_NAME = "ldlm_trainer_state.json"
 LOSS_TERMS = ("loss_diffusion", "loss_hidden", "loss_token")
 EVAL_TERMS = ("loss", *LOSS_TERMS)
+EVAL_COUNTS = 4  # correct tokens from the latents, correct tokens from the frozen states, tokens, samples
 
 
 def freeze_frozen_lm(model: Any) -> None:
@@ -55,6 +56,19 @@ def describe_nonfinite(outputs: Any, step: int) -> str:
     bad = [k for k in LOSS_TERMS if not bool(torch.isfinite(getattr(outputs, k)))]
     return f"non-finite {', '.join(bad) or 'loss'} at optimiser step {step} ({terms})"
 
+
+
+@torch.no_grad()
+def token_decoder_correct(model: Any, batch: dict[str, torch.Tensor]) -> float:
+    """How many real tokens the token decoder gets right from the frozen LM's own normalised states (not from the
+    latents): the ceiling of reconstruction accuracy. Far below 1, the token decoder limits reconstruction; close to
+    the reconstruction accuracy, the latents do."""
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    raw = batch.get("hidden_states")
+    raw = model.frozen_hidden_states(ids, mask) if raw is None else raw
+    decoder = model.token_decoder
+    logits = decoder(model.normalize_hidden(raw).to(next(decoder.parameters()).dtype))
+    return float(((logits.argmax(-1) == ids) & mask.bool()).sum())
 
 class LDLMTrainer(TrainerBase):
     """`transformers.Trainer` for `LDLMForDiffusionGeneration`; `args` is a `train.arguments.LDLMTrainingArguments`."""
@@ -188,10 +202,11 @@ class LDLMTrainer(TrainerBase):
         return EvalLoopOutput(predictions=None, label_ids=None, metrics=metrics, num_samples=int(sums[-1]))
 
     def _evaluation_sums(self, dataloader, model) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Per-term sums (weighted by samples), correct tokens, tokens and samples over the validation batches."""
+        """Per-term sums (weighted by samples), correct tokens (from the clean latents and, the reconstruction's
+        ceiling, from the frozen LM's own states), tokens and samples over the validation batches."""
         a, cfg = self.args, model.config
         gen = torch.Generator(device="cpu").manual_seed(a.seed)
-        sums = torch.zeros(len(EVAL_TERMS) + 3, dtype=torch.float64)
+        sums = torch.zeros(len(EVAL_TERMS) + EVAL_COUNTS, dtype=torch.float64)
         latents = []
         for batch in self.evaluation_batches(dataloader):
             b = batch["input_ids"].shape[0]
@@ -201,9 +216,8 @@ class LDLMTrainer(TrainerBase):
             tokens = float(batch["attention_mask"].sum())
             for i, k in enumerate(EVAL_TERMS):
                 sums[i] += float(getattr(out, k)) * b
-            sums[len(EVAL_TERMS)] += float(out.token_accuracy) * tokens  # eval: every position, no decoder noise
-            sums[len(EVAL_TERMS) + 1] += tokens
-            sums[len(EVAL_TERMS) + 2] += b
+            counts = (float(out.token_accuracy) * tokens, token_decoder_correct(model, batch), tokens, b)
+            sums[len(EVAL_TERMS):] += torch.tensor(counts, dtype=torch.float64)  # eval: every position, no noise
             latents.append(out.latents.float().cpu())
         return sums, latents
 
@@ -212,9 +226,11 @@ class LDLMTrainer(TrainerBase):
         share = latent_variance_share(torch.cat(latents)) if sum(len(z) for z in latents) > 1 else float("nan")
         totals = torch.cat([sums, torch.tensor([share], dtype=torch.float64)]).to(self.args.device)
         totals = self.accelerator.reduce(totals, reduction="sum").cpu()
-        n, terms = float(totals[len(EVAL_TERMS) + 2]), len(EVAL_TERMS)
+        terms = len(EVAL_TERMS)
+        correct, decoder_correct, tokens, n = (float(v) for v in totals[terms:terms + EVAL_COUNTS])
         metrics = {f"{prefix}_{k}": float(totals[i]) / n for i, k in enumerate(EVAL_TERMS)}
-        metrics[f"{prefix}_token_accuracy"] = float(totals[terms] / totals[terms + 1])
+        metrics[f"{prefix}_token_accuracy"] = correct / tokens
+        metrics[f"{prefix}_token_decoder_accuracy"] = decoder_correct / tokens
         metrics[f"{prefix}_latent_variance_share"] = share = float(totals[-1]) / self.accelerator.num_processes
         metrics[f"{prefix}_gamma"] = gamma = self.current_gamma()
         if share < self.args.collapse_threshold:

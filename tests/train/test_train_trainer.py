@@ -12,7 +12,7 @@ from tests.conftest import tiny_model, token_batch
 from train.arguments import LDLMTrainingArguments
 from train.base_trainer import EMA_NAME
 from train.data import LDLMCollator
-from train.trainer import STATE_NAME, LDLMTrainer
+from train.trainer import STATE_NAME, LDLMTrainer, token_decoder_correct
 
 
 def rows(n=32, length=12, seed=0):
@@ -50,6 +50,24 @@ def test_few_steps_reduce_loss_and_log_everything(tmp_path):
     metrics = trainer.evaluate()
     for key in ("eval_loss", "eval_token_accuracy", "eval_latent_variance_share", "eval_gamma", "eval_loss_hidden"):
         assert key in metrics
+
+
+def test_token_decoder_accuracy_reads_the_frozen_states_not_the_latents(tmp_path):
+    """eval_token_decoder_accuracy: the token decoder on the frozen LM's own states, cached or computed alike."""
+    model = tiny_model().eval()
+    ids, mask = token_batch(4, 10, lengths=[10, 7, 5, 3])
+    with torch.no_grad():
+        logits = model.token_decoder(model.normalize_hidden(model.frozen_hidden_states(ids, mask)))
+    expected = float(((logits.argmax(-1) == ids) & mask.bool()).sum())
+    cached = {"input_ids": ids, "attention_mask": mask, "hidden_states": model.frozen_hidden_states(ids, mask)}
+    assert token_decoder_correct(model, {"input_ids": ids, "attention_mask": mask}) == expected
+    assert token_decoder_correct(model, cached) == expected
+    with torch.no_grad():
+        model.token_decoder.lm_head.bias.fill_(0.0)
+        model.token_decoder.lm_head.bias[5] = 1e4  # every position now decodes to token 5
+    assert token_decoder_correct(model, cached) == float(((ids == 5) & mask.bool()).sum())
+    metrics = make_trainer(tmp_path, model=model).evaluate()
+    assert 0 <= metrics["eval_token_decoder_accuracy"] <= 1
 
 
 def test_resume_is_exact(tmp_path):
