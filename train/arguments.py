@@ -54,7 +54,8 @@ class ModelArguments:
 
 @dataclass
 class DistillModelArguments:
-    teacher: str = field(default=None, metadata={"help": "The LDLM checkpoint to distil (its EMA weights)."})
+    teacher: str = field(default=None, metadata={
+        "help": "The LDLM checkpoint to distil (its EMA weights): a local folder or a Hub model id."})
     student_init: str | None = field(default=None, metadata={
         "help": "Checkpoint the student starts from (default: the teacher); its latent shape must be the teacher's."})
 

@@ -1,5 +1,5 @@
 """Distil a trained LDLM's denoiser to few steps: `python train/distill.py CONFIG.yaml --teacher CHECKPOINT [flags]`
-(or under `accelerate launch`).
+(or under `accelerate launch`); CHECKPOINT is a local folder or a Hub model id.
 
 Progressive distillation (train/progressive.py): each stage halves the student's DDIM steps, from --start_steps
 teacher steps down to --final_steps. Only the denoiser trains; the teacher's encoder turns the training text into
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     metrics = {**result.metrics, **trainer.evaluate()}
     summary = {"metrics": metrics, "stages": args.stages, "teacher": model_args.teacher,
-               "teacher_train_seconds": teacher_train_seconds(model_args.teacher),
+               "teacher_train_seconds": teacher_train_seconds(teacher.name_or_path),  # its folder, also from the Hub
                "distill_seconds": metrics.get("train_runtime"), "world_size": args.world_size,
                "command": " ".join(map(shlex.quote, ["train/distill.py", *argv]))}
     if trainer.is_world_process_zero():
@@ -58,9 +58,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return summary
 
 
-def teacher_train_seconds(teacher: str) -> float | None:
-    """The teacher's own training seconds, from the ldlm_run.json train/run.py wrote next to it."""
-    path = os.path.join(teacher, "ldlm_run.json")
+def teacher_train_seconds(folder: str) -> float | None:
+    """The teacher's own training seconds, from the ldlm_run.json train/run.py wrote into its folder."""
+    path = os.path.join(folder, "ldlm_run.json")
     if not os.path.isfile(path):
         return None
     with open(path) as f:

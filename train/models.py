@@ -7,6 +7,9 @@ import importlib
 import json
 import os
 
+from huggingface_hub import snapshot_download
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+
 from modeling_ldlm import LDLMForDiffusionGeneration
 
 from .arguments import DistillModelArguments, ModelArguments
@@ -43,8 +46,25 @@ def build_model(model_args: ModelArguments) -> LDLMForDiffusionGeneration:
     return model
 
 
-def load_ldlm(path: str, role: str) -> LDLMForDiffusionGeneration:
-    """A checkpoint folder that must hold an LDLM (model_type "ldlm"), with a clear error otherwise."""
+def checkpoint_folder(name: str, role: str) -> str:
+    """`name` when it is a local folder, else the Hub model `name` ("you/ldlm") downloaded into the Hub cache."""
+    if os.path.isdir(name):
+        return name
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise ValueError(f"--{role} {name!r} is neither a local folder nor a Hub model id such as 'you/ldlm'.") from None
+    try:
+        return snapshot_download(name)
+    except OSError as err:  # the Hub's errors (no such repo, no connection, not in the offline cache) are OSErrors
+        raise ValueError(f"--{role} {name!r} is not a local folder, and downloading it from the Hub failed ({err}): "
+                         "check the path, or the Hub id and your connection.") from err
+
+
+def load_ldlm(name: str, role: str) -> LDLMForDiffusionGeneration:
+    """A checkpoint (local folder or Hub id) that must hold an LDLM (model_type "ldlm"), with a clear error
+    otherwise."""
+    path = checkpoint_folder(name, role)
     config_file = os.path.join(path, "config.json")
     if not os.path.isfile(config_file):
         raise ValueError(f"--{role} {path!r} is not a checkpoint folder: it has no config.json.")
@@ -78,4 +98,4 @@ def build_teacher_and_student(
     return teacher, student
 
 
-__all__ = ["build_model", "build_teacher_and_student", "load_ldlm", "resolve_frozen_lm"]
+__all__ = ["build_model", "build_teacher_and_student", "checkpoint_folder", "load_ldlm", "resolve_frozen_lm"]

@@ -166,6 +166,32 @@ def test_bad_distillation_input(teacher, tmp_path, make, match):
         main(argv(teacher, tmp_path / "out") + make(teacher, tmp_path))
 
 
+def test_a_teacher_given_as_a_hub_id_is_downloaded(teacher, monkeypatch):
+    import train.models
+
+    asked = []
+    folder = str(teacher / "teacher")  # stands in for the Hub's download
+    monkeypatch.setattr(train.models, "snapshot_download", lambda name: asked.append(name) or folder)
+    model = train.models.load_ldlm("you/ldlm", "teacher")
+    assert asked == ["you/ldlm"] and model.name_or_path == folder
+    assert train.models.load_ldlm(folder, "teacher") is not None and asked == ["you/ldlm"]  # a folder: no download
+
+
+def test_a_teacher_that_is_neither_a_folder_nor_on_the_hub_is_named(monkeypatch, tmp_path):
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    import train.models
+
+    def offline(name):
+        raise LocalEntryNotFoundError("cannot reach the Hub")
+
+    monkeypatch.setattr(train.models, "snapshot_download", offline)
+    with pytest.raises(ValueError, match="not a local folder, and downloading it from the Hub failed"):
+        train.models.load_ldlm("runs/no-such-teacher", "teacher")
+    with pytest.raises(ValueError, match="neither a local folder nor a Hub model id"):
+        train.models.load_ldlm(str(tmp_path / "no" / "such" / "teacher"), "teacher")
+
+
 def test_the_distillation_trainer_shares_the_base_not_the_joint_recipe():
     from train.arguments import DistillationArguments, LDLMTrainingArguments, TrainerArguments
     from train.base_trainer import TrainerBase
