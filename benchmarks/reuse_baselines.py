@@ -41,6 +41,13 @@ def load_reused_baselines(path: Path, tier: str, seed: int, ldlm_metrics: dict) 
     return old
 
 
+def check_not_overwritten(baselines_from: Path | None, result_file: Path) -> None:
+    """Refuse a run that would write its result over the file whose baselines it reuses."""
+    if baselines_from is not None and Path(baselines_from).resolve() == Path(result_file).resolve():
+        raise ValueError(f"--baselines_from {baselines_from} is the file this run writes its result to: pass another "
+                         "--results_dir (e.g. runs/bench-results) so that the reused result stays as it is.")
+
+
 def reused_arms(old: dict | None) -> set[str]:
     """The baseline arms an earlier result measured (their rows are reused; the others train in this run)."""
     return set() if old is None else {r["arm"] for r in old["speed"]} & set(BASELINE_ARMS)

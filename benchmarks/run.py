@@ -18,7 +18,8 @@ and speed evaluation is saved under `<work>/eval/`, a quality sweep point by poi
 counts measures only the new points. All arms share the frozen LM's tokenizer, the same sentences and the same
 scorer; each arm is one record in benchmarks/arms.py.
 
-    python -m benchmarks.run --tier cpu-long --baselines_from benchmarks/results/cpu-long.json
+    python -m benchmarks.run --tier cpu-long --results_dir runs/bench-results \
+        --baselines_from benchmarks/results/cpu-long.json
 reuses an earlier result's AR and MDLM rows instead of retraining them (benchmarks/reuse_baselines.py checks that
 it measured the same thing, and the result records the file and how well this run reproduced its LDLM figures).
 """
@@ -45,7 +46,14 @@ from .ldlm_arms import default_ldlm_steps
 from .log import log
 from .paths import BROWN, RESULTS, ROOT
 from .plots import plot_result
-from .reuse_baselines import baseline_rows, check_same_scoring, load_reused_baselines, reuse_record, reused_arms
+from .reuse_baselines import (
+    baseline_rows,
+    check_not_overwritten,
+    check_same_scoring,
+    load_reused_baselines,
+    reuse_record,
+    reused_arms,
+)
 from .stage_cache import cached, cached_sweep
 from .summary import machine, summarise, tier_settings
 from .tiers import TIERS
@@ -105,7 +113,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--baselines_from", type=Path, default=None,
                         help="an earlier result JSON of the same tier: reuse its AR and MDLM rows instead of training "
                              "them again (checked: same tier, seed, LDLM training, scorer and held-out data)")
-    return parser.parse_args()
+    args = parser.parse_args()
+    check_not_overwritten(args.baselines_from, args.results_dir / f"{args.tier}.json")
+    return args
 
 
 def data_stage(args: argparse.Namespace) -> Bench:

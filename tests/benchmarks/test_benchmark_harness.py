@@ -135,6 +135,18 @@ def test_baselines_from_refuses_a_result_of_another_run(tmp_path):
         check_same_scoring(old, "abc", {"entropy": 2.6}, path)
 
 
+def test_baselines_from_refuses_to_overwrite_the_result_it_reuses(monkeypatch, tmp_path):
+    from benchmarks.run import parse_args
+
+    monkeypatch.chdir(ROOT)  # the documented command, run from the repository root
+    reuse = ["--tier", "cpu-long", "--baselines_from", "benchmarks/results/cpu-long.json"]
+    monkeypatch.setattr(sys, "argv", ["benchmarks/run.py", *reuse])
+    with pytest.raises(ValueError, match="pass another --results_dir"):
+        parse_args()  # the default --results_dir is benchmarks/results: the committed file would be overwritten
+    monkeypatch.setattr(sys, "argv", ["benchmarks/run.py", *reuse, "--results_dir", str(tmp_path)])
+    assert parse_args().results_dir == tmp_path
+
+
 def test_toy_packed_tier_trains_and_measures_every_arm_on_windows_of_consecutive_sentences(tmp_path):
     tokenizer = toy_scorer(tmp_path / "scorer")
     _, out = run_tier("toy-packed", tmp_path)
