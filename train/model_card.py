@@ -6,6 +6,8 @@ else `DEFAULT_TEMPLATE`. Names filled: model_name, model_id, repo_id, frozen_lm,
 max_sequence_length, num_latents, latent_dim, noise_schedule, decoder_noise_std, trainable_parameters,
 total_parameters, frozen_parameters, global_step, train_runtime, recipe, metrics, training_mode (how the latent space
 was trained, from the run's warmup milestones), samples, sample_entropy, training_summary, results, command, license.
+A distilled student's card (`render_distilled_card`, `DISTILLED_TEMPLATE`) fills model_id, teacher, steps, cost,
+stages, command, metrics and samples.
 """
 
 from __future__ import annotations
@@ -98,24 +100,28 @@ def render_model_card(context: dict[str, Any], template: str | None = None, repo
 
 
 def training_mode(metrics: dict[str, Any], args: Any) -> str:
-    """One sentence on how the latent space was actually trained, from the run's warmup milestones: jointly only
-    when gamma reached 1 (the card must not claim joint training for a run whose encoder never got the gradient)."""
+    """One sentence on how the latent space was actually trained, from the run's warmup milestones: whether and when
+    gamma started and reached 1, and jointly only when it reached 1 (the card must not claim joint training for a run
+    whose encoder never got the full diffusion gradient)."""
     if getattr(args, "latent_space", "joint") == "fixed":
-        return ("The latent space was trained first and then frozen (the two-stage alternative to joint training): "
-                f"the encoder never received the diffusion gradient, and encoder and decoders were frozen from step "
-                f"{metrics.get('autoencoder_frozen_step')} while the denoiser trained on their latents.")
+        return ("The latent space was trained first and then frozen (the two-stage alternative to joint training), so "
+                "it was **not trained jointly**: the encoder never received the diffusion gradient, and encoder and "
+                f"decoders were frozen from step {metrics.get('autoencoder_frozen_step')} while the denoiser trained "
+                "on their latents.")
     start, one = metrics.get("gamma_start_step"), metrics.get("gamma_one_step")
     if not getattr(args, "gamma_warmup", True):
         return "Encoder, denoiser and decoders were trained **jointly** from the first step (no warmup, gamma = 1)."
     if start is None:
-        return ("The diffusion-to-encoder warmup never started, so the encoder received almost no diffusion gradient "
-                "(gamma = gamma_min): this run is an autoencoder with a denoiser on its latents, **not** joint "
-                "training.")
+        return ("The diffusion-to-encoder warmup never started (gamma stayed at gamma_min), so the encoder received "
+                "almost no diffusion gradient: the latent space was **not trained jointly** (an autoencoder with a "
+                "denoiser on its latents).")
     if one is None:
-        return (f"The diffusion-to-encoder warmup started at step {start} but gamma did not reach 1, so the run is "
-                "only partly joint.")
-    return (f"Encoder, denoiser and decoders were trained **jointly**: gamma reached 1 at step {one}, so "
-            f"{metrics.get('gamma_one_fraction', 0.0):.0%} of the run trained at gamma = 1.")
+        return (f"The diffusion-to-encoder warmup started at step {start} but gamma did not reach 1 by the end of the "
+                "run, so the latent space was **not trained jointly** (the encoder received only part of the "
+                "diffusion gradient).")
+    return (f"Encoder, denoiser and decoders were trained **jointly**: the diffusion-to-encoder warmup started at step "
+            f"{start} and gamma reached 1 at step {one}, so {metrics.get('gamma_one_fraction', 0.0):.0%} of the run "
+            "trained at gamma = 1.")
 
 
 def training_recipe(model: Any, trainer: Any, args: Any) -> dict[str, Any]:

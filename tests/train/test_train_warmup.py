@@ -1,6 +1,7 @@
 """Unit tests of the training-side pure pieces: gamma(s) warmup, its start state, EMA, diagnostics, model card."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -84,9 +85,31 @@ def test_model_card_says_how_the_latent_space_was_trained():
     from train.model_card import training_mode
 
     joint = SimpleNamespace(latent_space="joint", gamma_warmup=True)
-    assert "not** joint" in training_mode({"gamma_start_step": None, "gamma_one_step": None}, joint)
-    assert "partly joint" in training_mode({"gamma_start_step": 10, "gamma_one_step": None}, joint)
+    never = training_mode({"gamma_start_step": None, "gamma_one_step": None}, joint)
+    assert "never started" in never and "**not trained jointly**" in never
+    partly = training_mode({"gamma_start_step": 10, "gamma_one_step": None}, joint)
+    assert "started at step 10" in partly and "did not reach 1" in partly and "**not trained jointly**" in partly
     said = training_mode({"gamma_start_step": 10, "gamma_one_step": 40, "gamma_one_fraction": 0.6}, joint)
-    assert "**jointly**" in said and "60%" in said
-    fixed = SimpleNamespace(latent_space="fixed", gamma_warmup=True)
-    assert "frozen from step 50" in training_mode({"autoencoder_frozen_step": 50}, fixed)
+    assert "**jointly**" in said and "not trained jointly" not in said
+    assert "started at step 10" in said and "reached 1 at step 40" in said and "60%" in said
+    fixed = training_mode({"autoencoder_frozen_step": 50}, SimpleNamespace(latent_space="fixed", gamma_warmup=True))
+    assert "frozen from step 50" in fixed and "**not trained jointly**" in fixed
+    no_warmup = training_mode({"gamma_start_step": 0, "gamma_one_step": 0}, SimpleNamespace(gamma_warmup=False))
+    assert "**jointly** from the first step" in no_warmup
+
+
+def test_the_model_card_docstring_names_every_placeholder_the_templates_use():
+    import inspect
+    import re
+
+    from train import model_card
+
+    named = set(re.findall(r"[a-z_]+", model_card.__doc__.split("Names filled:")[1]))
+    run_card = Path(model_card.__file__).parents[1].joinpath("MODEL_CARD.md").read_text()
+    for template, render in ((run_card, model_card.render_run_card),
+                             (model_card.DEFAULT_TEMPLATE, model_card.render_run_card),
+                             (model_card.DISTILLED_TEMPLATE, model_card.render_distilled_card)):
+        placeholders = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", template))
+        assert placeholders <= named, sorted(placeholders - named)
+        filled = set(re.findall(r'"(\w+)":', inspect.getsource(render)))
+        assert placeholders <= filled, sorted(placeholders - filled)
