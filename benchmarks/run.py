@@ -2,9 +2,10 @@
 and an autoregressive LM.
 
     python -m benchmarks.run --tier cpu          # ~1.7 h training + ~1 h evaluation on 2 cores; resumable
-    python -m benchmarks.run --tier cpu-long     # ~2.6 h training + ~0.6 h evaluation: English-like text, no ablations
-    python -m benchmarks.run --tier cpu-packed   # 128-token windows (the LM1B length): ~1.2 h training, ~1 h
-                                                 # evaluation, ~0.5 h distillation, ~0.5 h evaluating the students
+    python -m benchmarks.run --tier cpu-long     # ~4.6 h of training and distillation + evaluation (BENCHMARKS.md
+                                                 # section 5): English-like text, no ablations
+    python -m benchmarks.run --tier cpu-packed   # 128-token windows (the LM1B length): ~2.3 h of training and
+                                                 # distillation + evaluation
     python -m benchmarks.run --tier gpu          # one H200, bf16, paper-like sizes
     python -m benchmarks.run --tier toy --scorer PATH   # seconds; the test suite's smoke run (and toy-packed)
 
