@@ -42,7 +42,7 @@ from transformers import AutoModel, AutoTokenizer
 
 model = AutoModel.from_pretrained("{{model_id}}", trust_remote_code=True)
 tokenizer = AutoTokenizer.from_pretrained("{{model_id}}", trust_remote_code=True)
-ids = model.generate(num_return_sequences=4, num_inference_steps=100, generator=torch.Generator().manual_seed(0))
+ids = model.generate(num_return_sequences=4, generator=torch.Generator().manual_seed(0))  # its saved settings
 print(tokenizer.batch_decode(ids, skip_special_tokens=True))
 ```
 
