@@ -2,11 +2,12 @@
 
     python -m benchmarks.probes.checkpoint_quality runs/quickstart runs/other --samples 256 --steps 10
 
-For each folder: sampled decoding (noise scale 1) swept over token temperatures, every point scored like a
-benchmark arm (gen-PPL under the offline scorer, per-sample and pooled entropy, repetition), and the gen-PPL at the
-held-out sentences' entropy with its interval (every point's samples and the held-out entropies resampled); the
-argmax point too (temperature 0, noise scale 1). Held-out sentences: the last 5% of the Brown corpus, which the
-CPU presets hold out. Prints one JSON line per folder, and writes them to `--output` when given.
+For each folder, the benchmark's two LDLM decodings: sampled tokens (noise scale 1) swept over token temperatures
+(`--temperatures`), and argmax tokens swept over the initial noise scale (`--noise_scales`). Every point is scored
+like a benchmark arm (gen-PPL under the offline scorer, per-sample and pooled entropy, repetition), and each sweep's
+gen-PPL at the held-out sentences' entropy gets its interval (every point's samples and the held-out entropies
+resampled). Held-out sentences: the last 5% of the Brown corpus, which the CPU presets hold out. Prints one JSON line
+per folder, and writes them to `--output` when given.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..ldlm_arms import ldlm_sampler
 from ..paths import BROWN
 
 TEMPERATURES = (0.7, 0.85, 1.0, 1.3, 1.6)
+NOISE_SCALES = (0.7, 0.85, 1.0, 1.3, 1.6)
 
 
 def held_out(tokenizer, count: int, max_length: int) -> list[list[int]]:
@@ -42,7 +44,8 @@ def held_out(tokenizer, count: int, max_length: int) -> list[list[int]]:
     return rows
 
 
-def evaluate_folder(folder: Path, scorer, samples: int, steps: int, seed: int) -> dict:
+def evaluate_folder(folder: Path, scorer, samples: int, steps: int, seed: int,
+                    temperatures=TEMPERATURES, noise_scales=NOISE_SCALES) -> dict:
     model = LDLMForDiffusionGeneration.from_pretrained(folder).eval()
     tokenizer, special = model.tokenizer, frozenset(model.tokenizer.all_special_ids)
 
@@ -51,17 +54,19 @@ def evaluate_folder(folder: Path, scorer, samples: int, steps: int, seed: int) -
 
     control = {"arm": "data", **text_metrics(held_out(tokenizer, samples, model.config.max_sequence_length), decode,
                                              scorer)}
-    sampled = quality_rows("sampled", ldlm_sampler(model, special, "temperature"), [steps], TEMPERATURES, samples,
+    sampled = quality_rows("sampled", ldlm_sampler(model, special, "temperature"), [steps], temperatures, samples,
                            decode, scorer, 64, seed)
-    argmax = quality_rows("argmax", ldlm_sampler(model, special, "noise_scale"), [steps], [1.0], samples, decode,
-                          scorer, 64, seed)
-    interval = matched_intervals(sampled, control, seed)[f"sampled@{steps}"]
+    argmax = quality_rows("argmax", ldlm_sampler(model, special, "noise_scale"), [steps], noise_scales, samples,
+                          decode, scorer, 64, seed)
+    intervals = matched_intervals(sampled + argmax, control, seed)
     run = json.loads((folder / "ldlm_run.json").read_text()) if (folder / "ldlm_run.json").exists() else {}
     brief = ("knob", "entropy", "pooled_entropy", "gen_ppl", "gen_ppl_interval", "rep_2", "examples")
     return {"folder": str(folder), "steps": steps, "samples": samples, "scorer": scorer.name,
             "data_entropy": control["entropy"], "data_gen_ppl": control["gen_ppl"],
-            "gen_ppl_at_data_entropy": interval, "argmax": {k: argmax[0][k] for k in brief if k in argmax[0]},
+            "gen_ppl_at_data_entropy": intervals[f"sampled@{steps}"],
+            "argmax_gen_ppl_at_data_entropy": intervals[f"argmax@{steps}"],
             "sampled": [{k: r[k] for k in brief if k in r} for r in sampled],
+            "argmax": [{k: r[k] for k in brief if k in r} for r in argmax],
             "eval_token_accuracy": run.get("metrics", {}).get("eval_token_accuracy"),
             "gamma": {k: run.get("metrics", {}).get(k) for k in ("gamma_start_step", "gamma_one_step",
                                                                  "gamma_one_fraction")}}
@@ -74,11 +79,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scorer", default=None, help="causal LM name or folder; default: offline SmolLM2")
+    parser.add_argument("--temperatures", type=float, nargs="+", default=list(TEMPERATURES),
+                        help="token temperatures of the sampled sweep (noise scale 1)")
+    parser.add_argument("--noise_scales", type=float, nargs="+", default=list(NOISE_SCALES),
+                        help="initial noise scales of the argmax sweep")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
+    if any(k <= 0 for k in args.temperatures + args.noise_scales):
+        parser.error("--temperatures and --noise_scales must be positive (argmax is its own sweep).")
     torch.manual_seed(args.seed)
     scorer = load_scorer(args.scorer)
-    results = [evaluate_folder(folder, scorer, args.samples, args.steps, args.seed) for folder in args.folders]
+    results = [evaluate_folder(folder, scorer, args.samples, args.steps, args.seed, args.temperatures,
+                               args.noise_scales) for folder in args.folders]
     for result in results:
         print(json.dumps(result))
     if args.output is not None:

