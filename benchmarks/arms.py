@@ -65,7 +65,8 @@ LDLM_FIXED_SAMPLED = Arm("ldlm-fixed-sampled", model="ldlm-fixed",
 # Continuous diffusion without a learned latent space (benchmarks/cdcd.py), for LDLM's measured seconds.
 CDCD = Arm("cdcd", model="cdcd", train=partial(train_baseline, model_class=CDCDBaseline),
            load=partial(load_baseline, model_class=CDCDBaseline), sampler=stepped_sampler, parameters=all_parameters,
-           knob="temperature", steps=cdcd_steps, colour="PuBu", baseline=True)
+           knob="temperature (every step's score interpolation, and the last draw)", steps=cdcd_steps, colour="PuBu",
+           baseline=True)
 ARMS = (LDLM, LDLM_SAMPLED, LDLM_DISTILLED, LDLM_DISTILLED_SAMPLED, LDLM_FIXED_SAMPLED, AR, MDLM, CDCD,
         LDLM_FIXED)  # the order of a result's rows (the argmax fixed-latent arm came last, after results had rows)
 # The claims of a result (benchmarks/intervals.py), each the best matched frontier of the LDLM arms on the left

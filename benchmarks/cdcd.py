@@ -10,7 +10,11 @@
   warp of the cross-entropy curve over t (CDCD's time warping; `AdaptiveTimestepSampler` of the model package
   implements it for LDLM too). The same warp places the sampling steps.
 - Sampling: Euler steps on the probability-flow ODE dx/dsigma = (x - x0_hat) / sigma from sigma_max to sigma_min on
-  the warped grid, then the tokens of the last prediction (argmax, or drawn at a temperature).
+  the warped grid, then the tokens of the last prediction (argmax, or drawn at a temperature). The benchmark's knob
+  for CDCD is the temperature tau of every prediction: x0_hat interpolates the embeddings under softmax(logits / tau)
+  at each step, and the last tokens are drawn at tau. Tempering only the last draw barely moves the samples' entropy
+  (the trajectory has already chosen the words); tempering the score interpolation steers the trajectory itself.
+  This knob is this implementation's choice, not the paper's.
 
 Departures from the paper at this size, for a like-for-like comparison with the other arms: unconditional only (no
 prefix or infilling masks), no self-conditioning, a pre-norm transformer with the time added to every position
@@ -103,18 +107,26 @@ class CDCDBaseline(nn.Module):
         return sigma_of(warp(u, self.warping.probabilities(0.0).cpu()))
 
     @torch.no_grad()
+    def denoise(self, noise: torch.Tensor, steps: int, temperature: float) -> torch.Tensor:
+        """Euler steps of the probability-flow ODE from unit noise (B, L, D), the score interpolated under
+        softmax(logits / temperature); returns the last step's logits (B, L, V)."""
+        sigmas = self.sampling_sigmas(steps).to(noise.device)
+        x, table = noise * sigmas[0], self.embeddings()
+        for sigma, next_sigma in zip(sigmas[:-1], sigmas[1:]):
+            logits = self.logits(x, sigma.expand(noise.shape[0]))
+            x0_hat = torch.softmax(logits / max(temperature, 1e-4), -1) @ table  # score interpolation: (B, L, D)
+            x = x + (next_sigma - sigma) * (x - x0_hat) / sigma
+        return logits
+
+    @torch.no_grad()
     def generate(self, batch: int, steps: int, temperature: float = 1.0, top_p: float = 1.0,
                  seed: int = 0) -> tuple[torch.Tensor, int]:
-        """Euler steps of the probability-flow ODE; returns (sequences cut after EOS, network calls)."""
+        """`denoise` at `temperature` (0: towards the most likely embedding at every step), then the last tokens
+        drawn at it; returns (sequences cut after EOS, network calls)."""
         device = self.embed.weight.device
         generators = row_generators(batch, seed)
         noise = torch.stack([torch.randn(self.max_length, self.embed_dim, generator=g) for g in generators])
-        sigmas = self.sampling_sigmas(steps).to(device)
-        x, table = noise.to(device) * sigmas[0], self.embeddings()
-        for sigma, next_sigma in zip(sigmas[:-1], sigmas[1:]):
-            logits = self.logits(x, sigma.expand(batch))
-            x0_hat = torch.softmax(logits, -1) @ table  # score interpolation: (B, L, D)
-            x = x + (next_sigma - sigma) * (x - x0_hat) / sigma
+        logits = self.denoise(noise.to(device), steps, temperature)
         ids = sample_tokens(logits, temperature > 0, temperature, None, top_p, generators)
         ids[:, 0] = self.bos
         eos = torch.tensor([self.eos], device=device)

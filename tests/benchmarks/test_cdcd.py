@@ -49,3 +49,14 @@ def test_generation_counts_calls_and_is_seeded_per_row():
     assert torch.equal(both[0, : one.shape[1]], one[0])
     again, _ = model.generate(2, steps=5, temperature=1.0, seed=3)
     assert torch.equal(both, again)
+
+
+def test_temperature_steers_the_trajectory_not_only_the_last_draw():
+    """From the same noise, the last prediction itself depends on the temperature of the score interpolation; at
+    temperature 1 it is the plain expected embedding's trajectory."""
+    model = tiny().eval()
+    noise = torch.randn(4, LENGTH, 8, generator=torch.Generator().manual_seed(0))
+    plain, cold = model.denoise(noise, 6, 1.0), model.denoise(noise, 6, 0.05)
+    assert plain.shape == cold.shape == (4, LENGTH, VOCAB)
+    assert not torch.allclose(plain, cold, atol=1e-3)
+    assert torch.equal(cold, model.denoise(noise, 6, 0.05))
