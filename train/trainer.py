@@ -103,6 +103,10 @@ class LDLMTrainer(TrainerBase):
                 "gamma_one_fraction": (total - one) / total if reached and total else 0.0}
 
     def current_gamma(self) -> float:
+        """The weight of the diffusion gradient into the encoder at this step: 0 throughout with a fixed latent
+        space, else the warmup's gamma."""
+        if self.args.latent_space == "fixed":
+            return 0.0
         if self.warmup is None:
             self.warmup = self._build_warmup(max(self.args.max_steps, 1))
         return self.warmup.gamma(self.state.global_step)
@@ -132,7 +136,7 @@ class LDLMTrainer(TrainerBase):
             t = sampler.sample(inputs["input_ids"].shape[0], uniform_mix=a.timestep_uniform_mix)
         if training and a.latent_space == "fixed":
             self._freeze_autoencoder_when_due(model)
-        gamma = (0.0 if a.latent_space == "fixed" else self.current_gamma()) if training else 1.0
+        gamma = self.current_gamma() if training else 1.0
         outputs = model(**inputs, timesteps=t, encoder_grad_scale=gamma,
                         token_loss_fraction=a.token_loss_fraction if training else 1.0)
         loss = outputs.loss

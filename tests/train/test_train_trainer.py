@@ -214,6 +214,7 @@ def test_fixed_latent_space_trains_the_autoencoder_then_only_the_denoiser(tmp_pa
     gammas = [h["gamma"] for h in trainer.state.log_history if "gamma" in h]
     assert gammas and all(g == 0.0 for g in gammas)
     assert trainer.warmup_milestones()["autoencoder_frozen_step"] == 4
+    assert trainer.evaluate()["eval_gamma"] == 0.0  # the evaluation reports the gamma training used
 
     def changed(prefix, a, b):
         return any(not torch.equal(snapshots[a][n], snapshots[b][n]) for n in snapshots[a] if n.startswith(prefix))
