@@ -119,7 +119,13 @@ def entry_points(tokens: list[str]) -> list[tuple[str, list[str]]]:
     if tokens[0] not in ("python", "python3") or len(tokens) < 2:
         return []
     if tokens[1] == "-m":
-        return [(tokens[2], tokens[3:])] if tokens[2].startswith("benchmarks") else []
+        if not tokens[2].startswith("benchmarks"):
+            return []
+        argv = tokens[3:]
+        if "--" in argv:  # a probe that hands what follows `--` to train/run.py (benchmarks.probes.joint_variants)
+            split = argv.index("--")
+            return [(tokens[2], argv[:split]), ("train/run.py", argv[split + 1:])]
+        return [(tokens[2], argv)]
     return [(tokens[1], tokens[2:])]
 
 
@@ -214,6 +220,10 @@ def test_the_readme_commands_cover_the_examples_and_the_launchers():
     ("python -m benchmarks.run --tier cpu-long --baselines_from benchmarks/results/cpu-long.json",
      "writes its result to"),
     ("python -m benchmarks.probes.no_such_probe", "no such module"),
+    ("python -m benchmarks.probes.joint_variants batch_standardised -- train/configs/quickstart.yaml --no_such_flag 1",
+     "train/run.py: unknown flag --no_such_flag"),
+    ("python -m benchmarks.probes.joint_variants decoder_noise_ramp --sigma_join 3 -- train/configs/quickstart.yaml",
+     "unknown flag --sigma_join"),
     ("python examples/generate.py my-ldlm --temperature 0.5", "unknown flag --temperature"),
     ("python examples/no_such_example.py", "no such script"),
     ("accelerate launch --config_file train/accelerate/ddp.yaml --no_such_launcher_flag train/run.py "

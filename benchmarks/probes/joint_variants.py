@@ -88,13 +88,13 @@ def batch_standardised_model(model_args: Any):
 
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
-    if "--" not in argv:
-        raise ValueError("pass the variant, then `--`, then train/run.py's arguments (see the module docstring).")
-    split = argv.index("--")
+    split = argv.index("--") if "--" in argv else len(argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variant", choices=["decoder_noise_ramp", "batch_standardised"])
     parser.add_argument("--sigma_joint", type=float, default=3.0, help="decoder_noise_ramp: sigma_dec at gamma = 1")
     args = parser.parse_args(argv[:split])
+    if split == len(argv):
+        parser.error("pass `--` and then train/run.py's arguments after the variant (see the module docstring).")
     if args.sigma_joint < 0:
         parser.error("--sigma_joint must be >= 0.")
     trainer_class, model_builder = run.LDLMTrainer, run.build_model
