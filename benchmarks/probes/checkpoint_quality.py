@@ -26,9 +26,9 @@ from ..evaluate_arms import quality_rows, text_metrics
 from ..intervals import matched_intervals
 from ..ldlm_arms import ldlm_sampler
 from ..paths import BROWN
+from ..tiers import WIDE_KNOBS
 
-TEMPERATURES = (0.7, 0.85, 1.0, 1.3, 1.6)
-NOISE_SCALES = (0.7, 0.85, 1.0, 1.3, 1.6)
+TEMPERATURES = NOISE_SCALES = tuple(WIDE_KNOBS)  # the tiers' sweep of both knobs
 
 
 def held_out(tokenizer, count: int, max_length: int) -> list[list[int]]:

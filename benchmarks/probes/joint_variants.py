@@ -80,10 +80,10 @@ def standardise_latents(encoder: torch.nn.Module, num_latents: int, latent_dim: 
 
 
 def batch_standardised_model(model_args: Any):
+    """train/run.py's model, its encoder's latents standardised over the batch."""
     model = build_model(model_args)
     standardise_latents(model.encoder, model.config.num_latents, model.config.latent_dim)
     return model
-
 
 
 def main(argv: list[str] | None = None) -> dict:

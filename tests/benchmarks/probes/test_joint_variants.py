@@ -7,18 +7,9 @@ import torch
 import train.run as run
 from benchmarks.probes.joint_variants import main, ramped_decoder_noise, standardise_latents
 from modeling_ldlm import LDLMForDiffusionGeneration
-from tests.conftest import tiny_lm_folder, tiny_model
-from tests.train.test_train_run import argv
+from tests.conftest import tiny_model
+from tests.train.test_train_run import argv, setup  # noqa: F401  (setup: the tiny LM and corpus fixture)
 from train.trainer import LDLMTrainer
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    base = tmp_path_factory.mktemp("variants")
-    lm = tiny_lm_folder(base / "lm")
-    (base / "train.txt").write_text("\n".join(" ".join(f"w{(i * 7 + j) % 90}" for j in range(i % 9 + 1))
-                                              for i in range(200)))
-    return base, lm
 
 
 def test_ramp_runs_from_the_preset_noise_to_the_joint_noise():
