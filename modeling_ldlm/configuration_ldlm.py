@@ -147,6 +147,12 @@ class LDLMConfig(PreTrainedConfig):
         decoder_loss (`"mse"` or `"ce"`): `"mse"` (paper: regress the frozen hidden states) or `"ce"` (ablation:
             cross-entropy through the latents into the encoder).
         token_loss_stop_gradient (`bool`): the token loss sees sg(h_hat) and trains only the token decoder.
+        context_conditioning (`bool`): opt-in prompt conditioning: the denoiser cross-attends to the frozen LM's
+            normalised states of a prefix of each training sequence (the LM run on the prefix alone), and
+            `generate(prompt)` denoises with the prompt as that context, without a backward pass.
+        context_dropout (`float`, in [0, 1]): share of training rows whose context is dropped (the denoiser also
+            learns to sample without a prompt; needed for classifier-free guidance). Only read with
+            `context_conditioning`.
         self_conditioning_prob (`float`, in [0, 1]): probability of a self-conditioning pass per training step.
             Configs written before the field was renamed call it `self_condition_prob`; it is read as this field.
         loss_{diffusion,hidden,token}_weight (`float`, >= 0): loss coefficients.
@@ -187,6 +193,8 @@ class LDLMConfig(PreTrainedConfig):
     latent_locality: Number = non_negative(default=0.0)
     decoder_loss: Literal["mse", "ce"] = "mse"
     token_loss_stop_gradient: bool = True
+    context_conditioning: bool = False
+    context_dropout: Number = interval(min=0, max=1)(default=0.1)
     self_conditioning_prob: Number = interval(min=0, max=1)(default=0.5)
     loss_diffusion_weight: Number = non_negative(default=1.0)
     loss_hidden_weight: Number = non_negative(default=1.0)

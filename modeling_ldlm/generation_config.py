@@ -40,6 +40,11 @@ class LDLMGenerationConfig(GenerationConfig):
         temperature, top_k, top_p: token sampling; top_k = 0 or None and top_p = 1 disable the filters.
         guidance_scale (`float`, defaults to 1.0), guidance_steps (`int`, defaults to 1): strength of the push toward
             fixed tokens (prompts, infilling); 0 turns guidance off (fixed tokens are still forced in the output).
+            Checkpoints trained with context conditioning default to 0: their denoiser reads the prompt itself.
+        context_guidance_scale (`float`, defaults to 1.0): classifier-free guidance weight w of a checkpoint trained
+            with context conditioning and context dropout, x0 = x0_uncond + w (x0_prompt - x0_uncond); 1 uses the
+            prompt-conditioned prediction alone (one network call per step), any other value runs the denoiser on
+            the batch twice (with and without the prompt) in one call.
         max_new_tokens (`int`, *optional*): completion tokens; prompt + max_new_tokens must fit the canvas.
         max_length (`int`, *optional*): bound on prompt + completion when max_new_tokens is unset (clamped to the
             canvas).
@@ -54,7 +59,8 @@ class LDLMGenerationConfig(GenerationConfig):
     _DEFAULTS: dict[str, Any] = {
         "num_inference_steps": 10, "solver": "euler", "t_max": 1.0, "t_min": 0.05, "time_spacing": "uniform",
         "self_conditioning": True, "noise_scale": 1.0, "do_sample": False, "temperature": 1.0, "top_k": None,
-        "top_p": 1.0, "guidance_scale": 1.0, "guidance_steps": 1, "max_new_tokens": None, "max_length": None,
+        "top_p": 1.0, "guidance_scale": 1.0, "guidance_steps": 1, "context_guidance_scale": 1.0,
+        "max_new_tokens": None, "max_length": None,
         "num_return_sequences": 1, "return_dict_in_generate": False, "output_history": False,
         "pad_token_id": None, "bos_token_id": None, "eos_token_id": None, "distilled_steps": None,
     }
@@ -95,7 +101,7 @@ class LDLMGenerationConfig(GenerationConfig):
             raise ValueError(f"Unknown time_spacing {self.time_spacing!r}; choose one of {TIME_SPACINGS}.")
         check_time_grid(self.num_inference_steps, self.t_max, self.t_min)
         self._validate_token_sampling()
-        for name in ("noise_scale", "guidance_scale"):
+        for name in ("noise_scale", "guidance_scale", "context_guidance_scale"):
             value = getattr(self, name)
             if not _is_number(value) or not value >= 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}.")

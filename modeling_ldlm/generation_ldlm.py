@@ -23,8 +23,9 @@ from transformers import GenerationConfig
 from transformers.utils import ModelOutput, logging
 
 from .canvas import Canvas, build_canvas
+from .context import classifier_free_guidance
 from .generation_config import LDLMGenerationConfig
-from .guidance import GuidedDenoiser
+from .guidance import DenoiserFn, GuidedDenoiser
 from .random_rows import normal_rows, row_generators, uniform_rows
 from .solvers import StepCallback, learned_timesteps, sample, trailing_timesteps, uniform_timesteps
 
@@ -220,15 +221,44 @@ class LDLMGenerationMixin:
 
     def _guided_denoiser(self, settings: LDLMGenerationConfig, canvas: Canvas) -> GuidedDenoiser:
         dtype = next(self.denoiser.parameters()).dtype
+        network = self._network(settings, canvas, dtype)
         if not canvas.has_fixed_tokens or settings.guidance_scale <= 0:
-            return GuidedDenoiser(self.denoise, dtype, settings.self_conditioning)
+            return GuidedDenoiser(network, dtype, settings.self_conditioning)
         fixed = canvas.fixed
 
         def fixed_logits(latents: torch.Tensor) -> torch.Tensor:  # (B, N, D) -> (K, V) at the fixed positions
             return self.token_decoder.lm_head(self.canvas_features(latents)[fixed]).float()
 
-        return GuidedDenoiser(self.denoise, dtype, settings.self_conditioning, fixed_logits,
+        return GuidedDenoiser(network, dtype, settings.self_conditioning, fixed_logits,
                               canvas.fixed_ids[fixed], settings.guidance_scale, settings.guidance_steps)
+
+    def _network(self, settings: LDLMGenerationConfig, canvas: Canvas, dtype: torch.dtype) -> DenoiserFn:
+        """The denoiser call of this generation: a conditional checkpoint given a prompt reads it as its context
+        (context.py), with classifier-free guidance when `context_guidance_scale` != 1; otherwise the plain call."""
+        scale = settings.context_guidance_scale
+        conditional = getattr(self.config, "context_conditioning", False)
+        if scale != 1.0 and not conditional:
+            raise ValueError(f"context_guidance_scale={scale} needs a checkpoint trained with context conditioning "
+                             "(LDLMConfig.context_conditioning=True); this one follows prompts through guidance_scale.")
+        if scale != 1.0 and self.config.context_dropout == 0:
+            raise ValueError(f"context_guidance_scale={scale} needs a checkpoint trained with context dropout (its "
+                             "unconditional prediction); this one has context_dropout=0: leave context_guidance_scale "
+                             "at 1.")
+        if not conditional or canvas.prompt is None:
+            return self.denoise
+        context = self.context_states(canvas.fixed_ids, canvas.fixed).to(dtype)  # (B, L, H), one frozen-LM pass
+        mask = canvas.fixed
+
+        def conditioned(z_t: torch.Tensor, t: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+            if scale == 1.0:
+                return self.denoise(z_t, t, previous, context, mask)
+            both = self.denoise(torch.cat([z_t, z_t]), torch.cat([t, t]),
+                                None if previous is None else torch.cat([previous, previous]),
+                                torch.cat([context, context]), torch.cat([mask, torch.zeros_like(mask)]))
+            with_prompt, without = both.chunk(2)
+            return classifier_free_guidance(with_prompt, without, scale)
+
+        return conditioned
 
     def _draft_streamer(self, streamer: Any, canvas: Canvas) -> Callable[[torch.Tensor], None] | None:
         if streamer is None or not hasattr(streamer, "put_draft"):

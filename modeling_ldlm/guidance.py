@@ -9,8 +9,8 @@ positions P:
     x0_hat <- x0_hat - guidance_scale * grad / rms(grad)      repeated guidance_steps times, rms over (N, D)
 
 and the solver continues from the guided x0_hat (self-conditioning also sees it). Cost: one decoder forward and
-backward per call while fixed tokens are given. The alternative, a conditional denoiser trained with condition
-dropout (classifier-free guidance), needs training changes and is not built.
+backward per call while fixed tokens are given. A checkpoint trained with context conditioning reads a prompt in its
+denoiser instead (context.py) and leaves this push off by default.
 """
 
 from __future__ import annotations

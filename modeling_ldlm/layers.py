@@ -4,8 +4,8 @@ Leaves only: multi-head attention (self or cross, with an additive or boolean ma
 `scaled_dot_product_attention` ("sdpa", the default) or the same softmax written out ("eager"), chosen at call time by
 the model config's `_attn_implementation`; a GELU MLP; a pre-norm block with optional cross-attention (Perceiver /
 decoder style); a DiT block with adaLN time modulation, where the time embedding gives a shift b, scale s and gate g
-per sub-layer and each sub-layer adds x + (1 + g) * F(LN(x) * (1 + s) + b) (F = attention, then the MLP); and the
-sinusoidal timestep embedding.
+per sub-layer and each sub-layer adds x + (1 + g) * F(LN(x) * (1 + s) + b) (F = attention, then the MLP), with an
+optional pre-norm cross-attention to a context between the two; and the sinusoidal timestep embedding.
 """
 
 from __future__ import annotations
@@ -123,22 +123,31 @@ class TransformerBlock(GradientCheckpointingLayer):
 
 class DiTBlock(GradientCheckpointingLayer):
     """Transformer block with adaLN conditioning: shift b, scale s and gate g per sub-layer from the time embedding,
-    x <- x + (1 + g) * F(LN(x) * (1 + s) + b) for F = self-attention, then the MLP."""
+    x <- x + (1 + g) * F(LN(x) * (1 + s) + b) for F = self-attention, then the MLP. With `context_width`, a pre-norm
+    cross-attention to a context (B, M, context_width) sits between the two: x <- x + CrossAttn(LN(x), LN(c))."""
 
     def __init__(self, width: int, num_heads: int, mlp_ratio: float, dropout: float = 0.0, eps: float = 1e-6,
-                 config: PreTrainedConfig | None = None):
+                 config: PreTrainedConfig | None = None, context_width: int | None = None):
         super().__init__()
         self.attn_norm = nn.LayerNorm(width, eps=eps, elementwise_affine=False)
         self.attn = Attention(width, num_heads, dropout=dropout, config=config)
+        self.cross_attn = None
+        if context_width is not None:
+            self.cross_norm = nn.LayerNorm(width, eps=eps)
+            self.context_norm = nn.LayerNorm(context_width, eps=eps)
+            self.cross_attn = Attention(width, num_heads, context_width, dropout, config)
         self.mlp_norm = nn.LayerNorm(width, eps=eps, elementwise_affine=False)
         self.mlp = MLP(width, mlp_ratio, dropout)
         self.modulation = nn.Linear(width, 6 * width)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, context: torch.Tensor | None = None,
+                context_mask: torch.Tensor | None = None) -> torch.Tensor:
         # cond: (B, width) time embedding -> six (B, 1, width) modulations
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(F.silu(cond))[:, None].chunk(6, dim=-1)
         h = self.attn_norm(x) * (1 + scale1) + shift1
         x = x + (1 + gate1) * self.attn(h)
+        if self.cross_attn is not None:
+            x = x + self.cross_attn(self.cross_norm(x), self.context_norm(context), key_padding_bias(context_mask))
         h = self.mlp_norm(x) * (1 + scale2) + shift2
         return x + (1 + gate2) * self.mlp(h)
 

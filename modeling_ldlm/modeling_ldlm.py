@@ -11,6 +11,8 @@ Meshchaninov et al., "How to Train Your Latent Diffusion Language Model Jointly 
     L_w = CE(T(sg(h^)), w) over non-pad positions               (stop-gradient switchable)
     L   = c_diff L_diff + c_h L_h + c_w L_w
 With decoder_loss="ce" (the ablation), L_w flows through G into E and L_h is reported but not optimised.
+A conditional LDLM (context_conditioning) denoises f(z_t, t, x0_sc, c) with c = norm(LM(w_<k)[layer]), the frozen
+LM run on a random prefix of k tokens alone (k = 0, no context, for a share of the rows): see context.py.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from transformers.utils import ModelOutput
 
 from .adaptive_timesteps import AdaptiveTimestepSampler, initial_curve
 from .configuration_ldlm import PRESETS, LDLMConfig
+from .context import draw_context_lengths, prefix_mask
 from .decoders import FrozenEmbeddingHead, LatentDecoder, TokenDecoder
 from .denoiser import LatentDenoiser
 from .encoder import LatentEncoder
@@ -114,6 +117,8 @@ class LDLMPreTrainedModel(PreTrainedModel):
             init.normal_(module.latent_queries, std=std)
         elif isinstance(module, LatentDenoiser):
             init.normal_(module.position_embedding, std=std)
+            if module.null_context is not None:
+                init.normal_(module.null_context, std=std)
         elif isinstance(module, LatentDecoder):
             init.normal_(module.position_queries, std=std)
             init.normal_(module.latent_position, std=std)
@@ -179,6 +184,8 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         # Total length bound for generate() and for the stock text-generation pipeline (whose 256-token default
         # would not fit the canvas); a saved generation_config.json replaces it on from_pretrained.
         self.generation_config.max_length = config.max_sequence_length
+        if config.context_conditioning:  # the denoiser reads the prompt: no gradient push toward it by default
+            self.generation_config.guidance_scale = 0.0
 
     # ---- construction, loading, saving --------------------------------------------------------------------------
     @classmethod
@@ -351,9 +358,18 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         hidden = self._normalised_hidden(input_ids, attention_mask, hidden_states)
         return self.encoder(hidden.to(self._dtype_of(self.encoder)), attention_mask)
 
-    def denoise(self, z_t: torch.Tensor, t: torch.Tensor, previous_x0: torch.Tensor | None = None) -> torch.Tensor:
-        """One denoiser call: x0_hat (B, N, D); `previous_x0` is the self-conditioning input."""
-        return self.denoiser(z_t, t, previous_x0)
+    def denoise(self, z_t: torch.Tensor, t: torch.Tensor, previous_x0: torch.Tensor | None = None,
+                context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """One denoiser call: x0_hat (B, N, D); `previous_x0` is the self-conditioning input; a conditional model
+        reads `context` (B, M, H) where `context_mask` (B, M) is True (`context_states`; None: no context)."""
+        return self.denoiser(z_t, t, previous_x0, context, context_mask)
+
+    def context_states(self, input_ids: torch.Tensor, context_mask: torch.Tensor) -> torch.Tensor:
+        """The context a conditional denoiser reads: the frozen LM run on the tokens where `context_mask` (B, L) is
+        True alone (a prefix of each row), its states normalised and set to 0 elsewhere: (B, L, H) fp32."""
+        mask = context_mask.bool()
+        states = self.frozen_hidden_states(input_ids, mask.long())
+        return self.normalize_hidden(states).masked_fill(~mask[..., None], 0.0)
 
     def decode_hidden(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents -> normalised hidden states at every canvas position (B, max_sequence_length, H)."""
@@ -379,6 +395,7 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         self_conditioning: bool | None = None,
         token_loss_fraction: float = 1.0,
         hidden_states: torch.Tensor | None = None,
+        context_lengths: torch.Tensor | None = None,
         return_dict: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
@@ -387,6 +404,8 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         injected for determinism; `self_conditioning=None` draws it with probability `config.self_conditioning_prob`
         in training; `token_loss_fraction` < 1 scores the token loss on a random subset of non-pad positions;
         `hidden_states` (B, L, H), the raw frozen-LM states of `input_ids` precomputed once, skips the frozen LM.
+        A conditional model (`config.context_conditioning`) conditions the denoiser on the first `context_lengths`
+        (B,) tokens of each row; None draws them in training (context.py) and uses no context in evaluation.
         Under `torch.compile`/`torch.export` the checks that read tensor values are skipped (shapes still are)."""
         self._reject_unsupported_outputs(output_attentions, output_hidden_states)
         check_values = not torch.compiler.is_compiling()
@@ -398,8 +417,9 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
             raise ValueError(f"token_loss_fraction must be in (0, 1], got {token_loss_fraction}.")
         hidden = self._normalised_hidden(input_ids, attention_mask, hidden_states)  # (B, L, H) fp32
         z0 = self.encoder(hidden.to(self._dtype_of(self.encoder)), attention_mask)  # (B, N, D)
+        context = self._training_context(input_ids, attention_mask, context_lengths)
         diffusion = self._diffusion_loss(z0, timesteps, noise, float(encoder_grad_scale), self_conditioning,
-                                         check_values)
+                                         check_values, context)
         loss_hidden, loss_token, accuracy = self._reconstruction_losses(z0, hidden, input_ids, attention_mask,
                                                                         decoder_noise, token_loss_fraction)
         out = self._combine(diffusion, loss_hidden, loss_token, accuracy, z0)
@@ -424,8 +444,31 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
             raise ValueError(f"hidden_states must have shape {expected}, got {tuple(hidden_states.shape)}.")
         return self.normalize_hidden(hidden_states)
 
+    def _training_context(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                          context_lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(context (B, L, H), mask (B, L)) of a conditional model's batch, or None when no row has a context."""
+        if not self.config.context_conditioning:
+            if context_lengths is not None:
+                raise ValueError("context_lengths needs a conditional model (LDLMConfig.context_conditioning=True).")
+            return None
+        lengths = attention_mask.sum(1)
+        if context_lengths is None:
+            if not self.training:
+                return None
+            context_lengths = draw_context_lengths(lengths, self.config.context_dropout)
+        context_lengths = context_lengths.to(lengths.device)
+        if tuple(context_lengths.shape) != tuple(lengths.shape) or bool(
+                ((context_lengths < 0) | (context_lengths >= lengths.clamp_min(1))).any()):
+            raise ValueError(f"context_lengths must be a ({lengths.shape[0]},) tensor with each row's value in "
+                             "[0, its number of tokens - 1]: the prefix cannot be the whole row.")
+        mask = prefix_mask(attention_mask, context_lengths)
+        if not bool(mask.any()):
+            return None
+        return self.context_states(input_ids, mask), mask
+
     def _diffusion_loss(self, z0: torch.Tensor, timesteps: torch.Tensor | None, noise: torch.Tensor | None,
-                        gamma: float, self_conditioning: bool | None, check_values: bool) -> dict[str, torch.Tensor]:
+                        gamma: float, self_conditioning: bool | None, check_values: bool,
+                        context: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """L_diff on z_t of z~0 = sg(z0) + gamma (z0 - sg(z0)): the encoder sees its gradient scaled by gamma."""
         b = z0.shape[0]
         timesteps = torch.rand(b, device=z0.device) if timesteps is None else timesteps.to(z0.device).float()
@@ -440,10 +483,11 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         if self_conditioning is None:
             self_conditioning = self.training and bool(torch.rand(()) < self.config.self_conditioning_prob)
         previous_x0 = None
+        context, context_mask = context if context is not None else (None, None)
         if self_conditioning:
             with torch.no_grad():
-                previous_x0 = self.denoiser(z_t, timesteps, None).detach()
-        x0_hat = self.denoiser(z_t, timesteps, previous_x0)
+                previous_x0 = self.denoiser(z_t, timesteps, None, context, context_mask).detach()
+        x0_hat = self.denoiser(z_t, timesteps, previous_x0, context, context_mask)
         per_sample = ((x0_hat.float() - target.float()) ** 2).mean(dim=(1, 2))  # (B,)
         return {"loss": per_sample.mean(), "per_sample": per_sample, "timesteps": timesteps, "x0_hat": x0_hat}
 

@@ -21,7 +21,8 @@ from .progressive import LOSS_WEIGHTINGS, stage_steps
 NONFINITE_POLICIES = ("stop", "skip")
 NEXT_TEACHERS = ("ema", "live")
 MODEL_FLAGS = ("frozen_lm_layer", "max_sequence_length", "num_latents", "latent_dim", "decoder_noise_std",
-               "decoder_loss", "token_loss_stop_gradient", "self_conditioning_prob", "noise_schedule_d")
+               "decoder_loss", "token_loss_stop_gradient", "self_conditioning_prob", "noise_schedule_d",
+               "context_conditioning", "context_dropout")
 
 
 @dataclass
@@ -38,6 +39,10 @@ class ModelArguments:
     token_loss_stop_gradient: bool | None = None
     self_conditioning_prob: float | None = field(default=None, metadata={"help": "0 switches self-conditioning off."})
     noise_schedule_d: float | None = None
+    context_conditioning: bool | None = field(default=None, metadata={
+        "help": "Train a conditional model: the denoiser reads a random prefix of each sequence (a new model only)."})
+    context_dropout: float | None = field(default=None, metadata={
+        "help": "Share of rows trained without their prefix (unconditional samples, classifier-free guidance)."})
     config_overrides: str | None = field(
         default=None, metadata={"help": "More LDLMConfig fields for a new model: 'denoiser_num_layers=6,dropout=0.1'."})
 

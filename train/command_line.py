@@ -47,7 +47,8 @@ def _parse(argv: list[str], dataclasses: tuple[type, type, type]) -> tuple:
 
 
 def yaml_to_argv(path: str) -> list[str]:
-    """A YAML mapping of argument names to values, as command-line flags (later flags override them)."""
+    """A YAML mapping of argument names to values, as command-line flags (later flags override them). `base: FILE`
+    (a path relative to this file) starts from another config's flags, which this file's values then override."""
     if not os.path.isfile(path):
         raise ValueError(f"Config file {path!r} does not exist.")
     with open(path) as f:
@@ -55,6 +56,9 @@ def yaml_to_argv(path: str) -> list[str]:
     if not isinstance(values, dict):
         raise ValueError(f"{path} must hold a mapping of argument names to values.")
     argv: list[str] = []
+    base = values.pop("base", None)
+    if base is not None:
+        argv = yaml_to_argv(os.path.join(os.path.dirname(path), str(base)))
     for key, value in values.items():
         if value is None:
             continue

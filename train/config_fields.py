@@ -1,8 +1,8 @@
 """The LDLMConfig fields a command line may set (`--config_overrides`), and the ones a trained model cannot change.
 
-`SHAPE_FIELDS` are the fields that fix the shapes of a model's weights and latents (and which frozen-LM layer its
-encoder reads): fine-tuning (train/run.py) may not change them, and a distillation student (train/distill.py) must
-share them with its teacher.
+`SHAPE_FIELDS` are the fields that fix the shapes of a model's weights and latents (which frozen-LM layer its
+encoder reads, and whether its denoiser has the cross-attention of context conditioning): fine-tuning (train/run.py)
+may not change them, and a distillation student (train/distill.py) must share them with its teacher.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from modeling_ldlm import LDLMConfig
 PARTS = ("encoder", "denoiser", "latent_decoder", "token_decoder")
 SHAPE_FIELDS: tuple[str, ...] = (
     "frozen_lm_layer", "max_sequence_length", "num_latents", "latent_dim", "vocab_size", "mlp_ratio", "timestep_bins",
+    "context_conditioning",
     *(f"{part}_{size}" for part in PARTS for size in ("hidden_size", "num_layers", "num_heads")),
 )
 

@@ -82,6 +82,10 @@ def build_teacher_and_student(
     """(teacher, student): the student is the teacher's encoder, decoders and frozen LM with a trainable copy of its
     denoiser, or of the denoiser of --student_init, which must have the teacher's shapes (`SHAPE_FIELDS`)."""
     teacher = load_ldlm(model_args.teacher, "teacher").requires_grad_(False)
+    if teacher.config.context_conditioning:
+        raise ValueError(f"--teacher {model_args.teacher!r} is a conditional LDLM (context_conditioning): distillation "
+                         "trains the denoiser without a context and would lose its prompt conditioning; it supports "
+                         "unconditional teachers only.")
     student = load_ldlm(model_args.teacher, "teacher")
     if model_args.student_init is not None:
         init = load_ldlm(model_args.student_init, "student_init")

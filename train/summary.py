@@ -33,14 +33,30 @@ def sample_texts(model: Any, tokenizer: Any, n: int, steps: int, seed: int) -> t
     return texts, sum(unigram_entropy(row) for row in rows) / len(rows)
 
 
+# What a conditional model's report continues (its first `num_samples`): openings common in English prose.
+SAMPLE_PROMPTS = ("the", "he said that", "in the morning", "it was", "there is no", "she had been", "we")
+
+
+def continuations(model: Any, tokenizer: Any, prompts: list[str], steps: int, seed: int) -> list[str]:
+    """`prompts` continued by a conditional model's `generate` (prompt and completion as one text)."""
+    enc = tokenizer(prompts, return_tensors="pt", padding=True)
+    ids = model.generate(**enc, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed))
+    return tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+
 def add_samples(summary: dict[str, Any], folder: str, n: int, steps: int, seed: int, title: str) -> list[str]:
-    """Draw `n` samples from the model saved in `folder` into the summary; the report lines that show them."""
+    """Draw `n` samples from the model saved in `folder` into the summary, and, from a conditional model,
+    continuations of up to `n` of `SAMPLE_PROMPTS`; the report lines that show them."""
     model = LDLMForDiffusionGeneration.from_pretrained(folder).eval()
     samples = sample_texts(model, model.tokenizer, n, steps, seed)
     if samples is None:
         return []
     summary["samples"], summary["sample_entropy"] = samples
-    return ["", title, *(f"- {text}" for text in samples[0])]
+    report = ["", title, *(f"- {text}" for text in samples[0])]
+    if model.config.context_conditioning:
+        summary["continuations"] = continuations(model, model.tokenizer, list(SAMPLE_PROMPTS[:n]), steps, seed)
+        report += ["", "=== continuations of prompts ===", *(f"- {text}" for text in summary["continuations"])]
+    return report
 
 
 def metrics_report(metrics: dict[str, Any], keys: tuple[str, ...]) -> list[str]:

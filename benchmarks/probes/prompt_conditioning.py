@@ -1,13 +1,24 @@
-"""Does a prompt condition LDLM's output?
+"""How well, and at what cost, does each LDLM checkpoint continue a prompt?
 
-    python -m benchmarks.probes.prompt_conditioning runs/cpu-long --num_prompts 64 --prefix_tokens 6
+    python -m benchmarks.probes.prompt_conditioning runs/quickstart-conditional runs/quickstart \
+        --num_prompts 256 --prefix_tokens 6 --max_new_tokens 16 --steps 10 --output prompts.json
 
-For held-out sentences (the last 5% of the Brown corpus, which training holds out), take the first `prefix_tokens`
-tokens as a prompt and compare, under the same scorer and the same continuation length:
-- conditioned: `generate(prompt)` (guidance toward the prompt), scored as prompt + continuation;
-- glued: an unconditional sample of the same length appended to the same prompt.
-A prompt that genuinely conditions the continuation gives it a lower gen-PPL than the glued control. The
-continuation alone is scored given the prompt: PPL over continuation tokens only.
+For held-out sentences (the last 5% of the Brown corpus, which training holds out), the first `prefix_tokens` word
+pieces are the prompt. Each checkpoint continues every prompt with `generate(prompt)` (argmax tokens, one seed per
+prompt), which is
+
+- **conditional** on a checkpoint trained with context conditioning: the denoiser reads the prompt, one network
+  call per step (and `--context_guidance_scales` other than 1 add classifier-free guidance, one call on twice the
+  batch);
+- **guided** on any other checkpoint: every step's estimate is pushed toward latents that decode to the prompt, a
+  decoder forward and backward per step.
+
+Controls under the same scorer: the **glued** unconditional sample of the checkpoint appended to the same prompt (a
+prompt that steers scores lower than this), and the **real** continuation of each held-out sentence (the data's
+figure, cut to the same length). Each row reports the perplexity of the continuation tokens given the prompt, pooled
+over prompts, with a 95% bootstrap interval over prompts (`ldlm_metrics.bootstrap`), the continuations' mean unigram
+entropy (a collapsed, repetitive continuation scores a low perplexity at a low entropy), and the batch-1 seconds per
+prompt against an unconditional batch-1 sample of the same length and steps.
 """
 
 from __future__ import annotations
@@ -15,83 +26,133 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import math
 import time
 from pathlib import Path
 
 import torch
 
-from ldlm_metrics import load_scorer
+from ldlm_metrics import load_scorer, unigram_entropy
+from ldlm_metrics.bootstrap import SampleScores, bootstrap_gen_ppl
 from modeling_ldlm import LDLMForDiffusionGeneration
 
 from ..paths import BROWN
 
 
-def continuation_ppl(scorer, prompts: list[str], continuations: list[str]) -> float:
-    """exp(mean NLL of the continuation tokens given the prompt) under the scorer."""
+def continuation_scores(scorer, prompts: list[str], continuations: list[str]) -> SampleScores:
+    """Per prompt: summed NLL of the continuation's tokens given the prompt under the scorer, their count, and their
+    unigram entropy (an empty continuation scores 0 nats over 0 tokens)."""
     tok, model = scorer.tokenizer, scorer.model
-    start = next(i for i in (tok.bos_token_id, tok.eos_token_id) if i is not None)
-    nll, count = 0.0, 0
+    start = next(i for i in (tok.bos_token_id, tok.eos_token_id, getattr(tok, "cls_token_id", None)) if i is not None)
+    nll, count, entropy = [], [], []
     for prompt, cont in zip(prompts, continuations):
         p = [start] + tok(prompt, add_special_tokens=False).input_ids
         c = tok(" " + cont, add_special_tokens=False).input_ids if cont.strip() else []
-        if not c:
-            continue
-        ids = torch.tensor([p + c])
-        with torch.no_grad():
-            logits = model(input_ids=ids).logits[0, len(p) - 1 : -1].float()
-        nll += float(torch.nn.functional.cross_entropy(logits, torch.tensor(c), reduction="sum"))
-        count += len(c)
-    return math.exp(nll / max(count, 1))
+        total = 0.0
+        if c:
+            with torch.no_grad():
+                logits = model(input_ids=torch.tensor([p + c])).logits[0, len(p) - 1: -1].float()
+            total = float(torch.nn.functional.cross_entropy(logits, torch.tensor(c), reduction="sum"))
+        nll.append(total)
+        count.append(len(c))
+        entropy.append(unigram_entropy(c) if c else 0.0)
+    return SampleScores(nll, count, entropy)
 
 
-def main() -> None:
+def scored_row(name: str, scorer, prompts: list[str], continuations: list[str], **extra) -> dict:
+    scores = continuation_scores(scorer, prompts, continuations)
+    return {"name": name, **extra, "continuation_ppl": bootstrap_gen_ppl(scores),
+            "entropy": sum(scores.entropy) / len(scores.entropy),
+            "examples": [{"prompt": p, "continuation": c} for p, c in zip(prompts, continuations)][:5]}
+
+
+def held_out_prompts(tokenizer, text_file: Path, num_prompts: int, prefix_tokens: int, max_new_tokens: int):
+    """(prompt ids with the LM's start token, prompt texts, real continuations of max_new_tokens word pieces)."""
+    with gzip.open(text_file, "rt", encoding="utf-8") as f:
+        lines = [s for s in (line.strip() for line in f) if s]
+    held_out = lines[int(len(lines) * 0.95):]
+    rows = [tokenizer(s).input_ids for s in held_out]
+    rows = [r for r in rows if len(r) >= prefix_tokens + 6][:num_prompts]
+    prompt_ids = [r[: prefix_tokens + 1] for r in rows]  # [CLS] + prefix (generate drops a trailing [SEP] itself)
+    prompts = [tokenizer.decode(p, skip_special_tokens=True) for p in prompt_ids]
+    real = [tokenizer.decode(r[prefix_tokens + 1: prefix_tokens + 1 + max_new_tokens], skip_special_tokens=True)
+            for r in rows]
+    return prompt_ids, prompts, real
+
+
+def continue_prompts(model, prompt_ids: list[list[int]], args, seed: int, **settings) -> tuple[list[str], float]:
+    """Each prompt continued at batch 1 (argmax); the texts and the mean seconds per prompt."""
+    tok, texts = model.tokenizer, []
+    start = time.perf_counter()
+    for i, ids in enumerate(prompt_ids):
+        out = model.generate(torch.tensor([ids]), max_new_tokens=args.max_new_tokens, num_inference_steps=args.steps,
+                             generator=torch.Generator().manual_seed(seed + i), return_dict_in_generate=True,
+                             **settings)
+        texts.append(tok.decode(out.completions[0].tolist(), skip_special_tokens=True))
+    return texts, (time.perf_counter() - start) / len(prompt_ids)
+
+
+def unconditional_seconds(model, args, repeats: int) -> float:
+    """Batch-1 seconds of an unconditional sample of max_new_tokens at the same steps."""
+    start = time.perf_counter()
+    for i in range(repeats):
+        model.generate(max_new_tokens=args.max_new_tokens, num_inference_steps=args.steps,
+                       generator=torch.Generator().manual_seed(i))
+    return (time.perf_counter() - start) / repeats
+
+
+def checkpoint_rows(folder: str, scorer, args) -> list[dict]:
+    model = LDLMForDiffusionGeneration.from_pretrained(folder).eval()
+    tok = model.tokenizer
+    prompt_ids, prompts, _ = held_out_prompts(tok, args.text_file, args.num_prompts, args.prefix_tokens,
+                                              args.max_new_tokens)
+    conditional = model.config.context_conditioning
+    uncond_s = unconditional_seconds(model, args, min(len(prompt_ids), args.latency_repeats))
+    rows = []
+    for scale in (args.context_guidance_scales if conditional else [None]):
+        settings = {"context_guidance_scale": scale} if conditional else {"guidance_scale": args.guidance_scale}
+        texts, seconds = continue_prompts(model, prompt_ids, args, args.seed, **settings)
+        mode = "conditional" if conditional else "guided"
+        rows.append(scored_row(mode, scorer, prompts, texts, checkpoint=folder, **settings,
+                               seconds_per_prompt=seconds, unconditional_seconds=uncond_s,
+                               latency_ratio=seconds / uncond_s))
+    samples = model.generate(num_return_sequences=len(prompt_ids), num_inference_steps=args.steps,
+                             max_new_tokens=args.max_new_tokens + 1,
+                             generator=[torch.Generator().manual_seed(args.seed + i) for i in range(len(prompt_ids))])
+    glued = [tok.decode(r.tolist(), skip_special_tokens=True) for r in samples]  # [CLS] + up to max_new_tokens
+    rows.append(scored_row("glued", scorer, prompts, glued, checkpoint=folder))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("--num_prompts", type=int, default=64)
+    parser.add_argument("checkpoints", nargs="+", help="LDLM folders; all must share the frozen LM's tokenizer.")
+    parser.add_argument("--num_prompts", type=int, default=256)
     parser.add_argument("--prefix_tokens", type=int, default=6)
     parser.add_argument("--max_new_tokens", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--guidance_scale", type=float, default=1.0)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--guidance_scale", type=float, default=1.0, help="Gradient guidance of guided checkpoints.")
+    parser.add_argument("--context_guidance_scales", type=float, nargs="+", default=[1.0],
+                        help="Classifier-free guidance weights tried on conditional checkpoints (1: none).")
+    parser.add_argument("--latency_repeats", type=int, default=32, help="Unconditional batch-1 samples timed.")
     parser.add_argument("--scorer", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--text_file", type=Path, default=BROWN)
-    args = parser.parse_args()
-
-    model = LDLMForDiffusionGeneration.from_pretrained(args.checkpoint).eval()
-    tok = model.tokenizer
-    with gzip.open(args.text_file, "rt", encoding="utf-8") as f:
-        lines = [s for s in (line.strip() for line in f) if s]
-    held_out = lines[int(len(lines) * 0.95):]
-    rows = [s for s in held_out if len(tok(s).input_ids) >= args.prefix_tokens + 6][: args.num_prompts]
-    # prompt = [CLS] + the first prefix_tokens word pieces (generate drops a trailing [SEP] itself)
-    prompt_ids = [tok(s).input_ids[: args.prefix_tokens + 1] for s in rows]
-    prompts = [tok.decode(p, skip_special_tokens=True) for p in prompt_ids]
-
-    start = time.perf_counter()
-    conditioned = []
-    for i, ids in enumerate(prompt_ids):
-        out = model.generate(torch.tensor([ids]), max_new_tokens=args.max_new_tokens, num_inference_steps=args.steps,
-                             guidance_scale=args.guidance_scale, generator=torch.Generator().manual_seed(args.seed + i),
-                             return_dict_in_generate=True)
-        conditioned.append(tok.decode(out.completions[0].tolist(), skip_special_tokens=True))
-    cond_s = time.perf_counter() - start
-    uncond = model.generate(num_return_sequences=len(rows), num_inference_steps=args.steps,
-                            max_new_tokens=args.max_new_tokens + 1,
-                            generator=[torch.Generator().manual_seed(args.seed + i) for i in range(len(rows))])
-    glued = [tok.decode(r.tolist(), skip_special_tokens=True) for r in uncond]  # [CLS] + up to max_new_tokens
-
+    parser.add_argument("--output", type=Path, default=None, help="Also write the result JSON here.")
+    args = parser.parse_args(argv)
     scorer = load_scorer(args.scorer)
-    result = {
-        "checkpoint": str(args.checkpoint), "num_prompts": len(rows), "prefix_tokens": args.prefix_tokens,
-        "max_new_tokens": args.max_new_tokens, "steps": args.steps, "guidance_scale": args.guidance_scale,
-        "seed": args.seed, "scorer": scorer.name, "scorer_checksum": scorer.checksum,
-        "continuation_ppl_conditioned": continuation_ppl(scorer, prompts, conditioned),
-        "continuation_ppl_glued_unconditional": continuation_ppl(scorer, prompts, glued),
-        "conditioned_seconds_per_prompt": cond_s / len(rows),
-        "examples": [{"prompt": p, "conditioned": c, "glued": g} for p, c, g in zip(prompts, conditioned, glued)][:5],
-    }
-    print(json.dumps(result, indent=1))
+    first = LDLMForDiffusionGeneration.from_pretrained(args.checkpoints[0])
+    _, prompts, real = held_out_prompts(first.tokenizer, args.text_file, args.num_prompts, args.prefix_tokens,
+                                        args.max_new_tokens)
+    rows = [scored_row("real", scorer, prompts, real)]
+    for folder in args.checkpoints:
+        rows += checkpoint_rows(folder, scorer, args)
+    result = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+              "num_prompts": len(prompts), "scorer": scorer.name, "scorer_checksum": scorer.checksum, "rows": rows}
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.output is not None:
+        args.output.write_text(text + "\n")
+    return result
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 loads with remote code in a fresh process and generates; bad arguments raise; the 2-process launch (slow)."""
 
 import fnmatch
+import json
 import os
 import shutil
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -87,6 +89,46 @@ def test_run_end_to_end_and_push_folder(setup, tmp_path):
     res = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=env, capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 0 and "OK" in res.stdout, res.stderr[-3000:]
+
+
+CONDITIONAL_USE = textwrap.dedent("""
+    import json, sys
+    sys.modules["modeling_ldlm"] = None  # the package must not be importable here
+    import torch
+    from transformers import AutoModel, pipeline
+    folder = sys.argv[1]
+    m = AutoModel.from_pretrained(folder, trust_remote_code=True)
+    t = m.tokenizer
+    enc = t(["w1 w2 w3", "w4"], return_tensors="pt", padding=True)
+    out = m.generate(**enc, num_inference_steps=3, max_new_tokens=4, return_dict_in_generate=True)
+    guided = m.generate(**enc, num_inference_steps=3, max_new_tokens=4, context_guidance_scale=2.0)
+    pipe = pipeline("text-generation", model=folder, trust_remote_code=True)
+    text = pipe("w1 w2 w3", max_new_tokens=4, num_inference_steps=3)[0]["generated_text"]
+    sys.path.insert(0, folder)  # as an Inference Endpoint runs the folder's handler.py
+    from handler import EndpointHandler
+    answer = EndpointHandler(folder)({"inputs": "w1 w2", "parameters": {"num_inference_steps": 3}})
+    print(json.dumps({"calls": out.num_network_calls, "keeps_prompt": bool(torch.equal(
+        out.sequences[:, :enc.input_ids.shape[1]], enc.input_ids)), "guided": list(guided.shape), "text": text,
+        "answer": answer[0]["generated_text"], "guidance": m.generation_config.guidance_scale}))
+""")
+
+
+def test_a_conditional_run_trains_and_its_folder_continues_prompts_in_a_fresh_process(setup, tmp_path):
+    base, lm = setup
+    out = tmp_path / "cond"
+    summary = main(argv(base, lm, out, "--context_conditioning", "true", "--context_dropout", "0.2",
+                        "--cache_hidden_states", "true", "--hidden_states_cache_dir", str(tmp_path / "cache")))
+    assert summary["metrics"]["train_loss"] > 0 and len(summary["continuations"]) == 2  # the report continues prompts
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    res = subprocess.run([sys.executable, "-c", CONDITIONAL_USE, str(out)], cwd=str(tmp_path), env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    used = json.loads(res.stdout.strip().splitlines()[-1])
+    assert used["calls"] == 3 and used["keeps_prompt"] and used["guidance"] == 0.0
+    assert used["text"].startswith("w1 w2 w3") and used["answer"].startswith("w1 w2") and used["guided"][0] == 2
+    with pytest.raises(ValueError, match="--context_conditioning cannot change when fine-tuning"):
+        main(["--model_name_or_path", str(out), "--context_conditioning", "false",
+              *argv(base, lm, tmp_path / "ft", "--num_samples", "0")[4:]])
 
 
 def test_resume_and_fine_tune_paths(setup, tmp_path):
@@ -212,8 +254,6 @@ def test_two_process_gloo_launch(setup, tmp_path):
     cmd[cmd.index("--use_cpu") + 1] = "true"
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-4000:]
-    import json
-
     state = json.load(open(out / "checkpoint-4" / "trainer_state.json"))
     assert state["global_step"] == 4
     log = res.stdout + res.stderr
