@@ -5,7 +5,8 @@ Placeholders are `{{name}}`; unknown ones are left empty. The template is the re
 else `DEFAULT_TEMPLATE`. Names filled: model_name, model_id, repo_id, frozen_lm, frozen_lm_layer, dataset, data_mode,
 max_sequence_length, num_latents, latent_dim, noise_schedule, decoder_noise_std, trainable_parameters,
 total_parameters, frozen_parameters, global_step, train_runtime, recipe, metrics, training_mode (how the latent space
-was trained, from the run's warmup milestones), samples, sample_entropy, training_summary, results, command, license.
+was trained, from the run's warmup milestones), prompting (how the model follows a prompt), samples, sample_entropy,
+training_summary, results, command, license.
 A distilled student's card (`render_distilled_card`, `DISTILLED_TEMPLATE`) fills model_id, teacher, steps, cost,
 stages, command, metrics and samples.
 """
@@ -31,7 +32,7 @@ pipeline_tag: text-generation
 A Latent Diffusion Language Model (LDLM, Meshchaninov et al. 2026, arXiv 2605.07933) with a learned latent space on
 top of the frozen LM `{{frozen_lm}}` (hidden layer {{frozen_lm_layer}}), on `{{dataset}}`
 ({{data_mode}} mode, {{max_sequence_length}} tokens per sequence), with N={{num_latents}} latents of width
-D={{latent_dim}}. {{training_mode}} Trainable parameters: {{trainable_parameters}} (total with the frozen LM:
+D={{latent_dim}}. {{training_mode}} {{prompting}} Trainable parameters: {{trainable_parameters}} (total with the frozen LM:
 {{total_parameters}}). The weights are an exponential moving average of the training weights.
 
 ## Usage
@@ -124,6 +125,17 @@ def training_mode(metrics: dict[str, Any], args: Any) -> str:
             "trained at gamma = 1.")
 
 
+def prompting(config: Any) -> str:
+    """One sentence on how the model follows a prompt: in its denoiser (context conditioning) or through guidance."""
+    if config.context_conditioning:
+        return ("The model was trained to continue text: its denoiser reads the prompt (the frozen LM's states of the "
+                f"prompt alone; {config.context_dropout:.0%} of the training rows had none, so it also samples "
+                "without one), so a prompt costs one frozen-LM pass and no extra denoiser calls; "
+                "`context_guidance_scale` > 1 adds classifier-free guidance.")
+    return ("Generation is unconditional by design; prompts steer the sample through guidance on the decoded prompt "
+            "positions (a decoder forward and backward per step).")
+
+
 def training_recipe(model: Any, trainer: Any, args: Any) -> dict[str, Any]:
     """The recipe settings of a finished run, as the card's table shows them."""
     cfg, a = model.config, args
@@ -133,6 +145,8 @@ def training_recipe(model: Any, trainer: Any, args: Any) -> dict[str, Any]:
     return {
         "decoder loss": cfg.decoder_loss, "sigma_dec": cfg.decoder_noise_std,
         "self-conditioning p": cfg.self_conditioning_prob,
+        "prompt conditioning": (f"prefix context, dropout {cfg.context_dropout}" if cfg.context_conditioning
+                                else "none (guidance)"),
         "gamma warmup": warmup if a.gamma_warmup else "off (gamma=1)",
         "adaptive timesteps": a.adaptive_timesteps, "EMA decay": a.ema_decay,
         "token loss fraction": a.token_loss_fraction, "learning rate": a.learning_rate,
@@ -163,7 +177,8 @@ def render_run_card(model: Any, trainer: Any, metrics: dict[str, Any], summary: 
         "trainable_parameters": f"{n_train / 1e6:.1f}M", "total_parameters": f"{n_total / 1e6:.1f}M",
         "frozen_parameters": f"{(n_total - n_train) / 1e6:.1f}M",
         "global_step": trainer.state.global_step, "train_runtime": round(runtime),
-        "recipe": recipe, "metrics": evals, "training_mode": training_mode(metrics, args), "samples": samples_md,
+        "recipe": recipe, "metrics": evals, "training_mode": training_mode(metrics, args),
+        "prompting": prompting(cfg), "samples": samples_md,
         "sample_entropy": entropy,
         "training_summary": (f"{trainer.state.global_step} optimiser steps on {dataset} ({data_args.data_mode} mode) "
                              f"in {runtime:.0f} s on {args.world_size} process(es); the saved weights are the EMA.\n\n"

@@ -70,7 +70,7 @@ def test_run_end_to_end_and_push_folder(setup, tmp_path):
         assert name in files, files
     assert os.path.isfile(out / "checkpoint-4" / "ema_weights.safetensors")
     card = open(out / "README.md").read()
-    assert "{{" not in card and "eval_token_accuracy" in card
+    assert "{{" not in card and "eval_token_accuracy" in card and "prompts steer the sample through guidance" in card
     upload = tmp_path / "upload"  # exactly what would be pushed, loaded with remote code in a fresh process
     for rel in files:
         os.makedirs(upload / os.path.dirname(rel), exist_ok=True)
@@ -119,6 +119,7 @@ def test_a_conditional_run_trains_and_its_folder_continues_prompts_in_a_fresh_pr
     summary = main(argv(base, lm, out, "--context_conditioning", "true", "--context_dropout", "0.2",
                         "--cache_hidden_states", "true", "--hidden_states_cache_dir", str(tmp_path / "cache")))
     assert summary["metrics"]["train_loss"] > 0 and len(summary["continuations"]) == 2  # the report continues prompts
+    assert "its denoiser reads the prompt" in (out / "README.md").read_text()  # the card says how prompts work
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     res = subprocess.run([sys.executable, "-c", CONDITIONAL_USE, str(out)], cwd=str(tmp_path), env=env,
                          capture_output=True, text=True, timeout=300)
