@@ -244,6 +244,9 @@ class LDLMGenerationMixin:
             raise ValueError(f"context_guidance_scale={scale} needs a checkpoint trained with context dropout (its "
                              "unconditional prediction); this one has context_dropout=0: leave context_guidance_scale "
                              "at 1.")
+        if not conditional and canvas.prompt is not None and settings.guidance_scale <= 0:
+            logger.warning("guidance_scale=0 on a checkpoint trained without context conditioning: the prompt is "
+                           "copied into the output but does not steer the completion (an unconditional sample).")
         if not conditional or canvas.prompt is None:
             return self.denoise
         context = self.context_states(canvas.fixed_ids, canvas.fixed).to(dtype)  # (B, L, H), one frozen-LM pass

@@ -4,6 +4,7 @@ classifier-free guidance is wired as its formula says, padding never changes a r
 
 import pytest
 import torch
+from transformers.utils import logging
 
 from modeling_ldlm.context import classifier_free_guidance, draw_context_lengths, prefix_mask
 from tests.conftest import tiny_model, token_batch
@@ -141,3 +142,15 @@ def test_bad_context_input_is_refused():
         model.generate(torch.ones(1, 16, dtype=torch.long) * 5)
     with pytest.raises(ValueError, match="context_guidance_scale must be a number >= 0"):
         model.generate(ids, mask, context_guidance_scale=-1.0)
+
+
+def test_a_prompt_without_guidance_on_an_unconditional_checkpoint_is_flagged(caplog):
+    model = tiny_model().eval()
+    ids, mask = token_batch(1, 5)
+    logging.enable_propagation()
+    try:
+        with caplog.at_level("WARNING"):
+            out = model.generate(ids, mask, guidance_scale=0.0, num_inference_steps=2, max_new_tokens=3)
+    finally:
+        logging.disable_propagation()
+    assert torch.equal(out[:, :5], ids) and "does not steer the completion" in caplog.text
