@@ -232,6 +232,14 @@ def test_yaml_presets_parse_and_override(tmp_path):
     model_args, data_args, training_args = parse_run_args([path, "--decoder_noise_std", "3.0", "--max_steps", "7"])
     assert model_args.decoder_noise_std == 3.0 and training_args.max_steps == 7
     assert "--max_steps" in yaml_to_argv(path)
+    # `base:` starts from another preset's values, which the file's own then override
+    conditional = os.path.join(ROOT, "train", "configs", "quickstart-conditional.yaml")
+    model_args, data_args, training_args = parse_run_args([conditional])
+    assert model_args.context_conditioning and model_args.num_latents == 32 and training_args.max_steps == 600
+    assert training_args.output_dir.endswith("runs/quickstart-conditional")
+    (tmp_path / "child.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ValueError, match="missing.yaml"):
+        yaml_to_argv(str(tmp_path / "child.yaml"))
 
 
 def free_port():
