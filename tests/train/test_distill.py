@@ -211,3 +211,13 @@ def test_student_of_another_latent_shape_is_refused(teacher, tmp_path):
     other.save_pretrained(tmp_path / "other")
     with pytest.raises(ValueError, match="num_latents"):
         main(argv(teacher, tmp_path / "out", "--student_init", str(tmp_path / "other")))
+
+
+def test_a_conditional_teacher_is_refused(teacher, tmp_path):
+    lm = tiny_lm_folder(tmp_path / "lm")
+    conditional = LDLMForDiffusionGeneration.from_frozen_lm(str(lm), **tiny_sizes(), context_conditioning=True)
+    conditional.save_pretrained(tmp_path / "conditional")
+    args = argv(teacher, tmp_path / "out")
+    args[args.index("--teacher") + 1] = str(tmp_path / "conditional")
+    with pytest.raises(ValueError, match="conditional LDLM"):
+        main(args)
