@@ -236,7 +236,7 @@ class LDLMGenerationMixin:
         """The denoiser call of this generation: a conditional checkpoint given a prompt reads it as its context
         (context.py), with classifier-free guidance when `context_guidance_scale` != 1; otherwise the plain call."""
         scale = settings.context_guidance_scale
-        conditional = getattr(self.config, "context_conditioning", False)
+        conditional = self.config.context_conditioning
         if scale != 1.0 and not conditional:
             raise ValueError(f"context_guidance_scale={scale} needs a checkpoint trained with context conditioning "
                              "(LDLMConfig.context_conditioning=True); this one follows prompts through guidance_scale.")

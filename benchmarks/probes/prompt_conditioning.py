@@ -100,11 +100,9 @@ def unconditional_seconds(model, args, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def checkpoint_rows(folder: str, scorer, args) -> list[dict]:
-    model = LDLMForDiffusionGeneration.from_pretrained(folder).eval()
+def checkpoint_rows(model, folder: str, prompt_ids: list[list[int]], prompts: list[str], scorer, args) -> list[dict]:
+    """The rows of one checkpoint: its continuations in its own mode (each guidance weight), then its glued control."""
     tok = model.tokenizer
-    prompt_ids, prompts, _ = held_out_prompts(tok, args.text_file, args.num_prompts, args.prefix_tokens,
-                                              args.max_new_tokens)
     conditional = model.config.context_conditioning
     uncond_s = unconditional_seconds(model, args, min(len(prompt_ids), args.latency_repeats))
     rows = []
@@ -140,12 +138,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", type=Path, default=None, help="Also write the result JSON here.")
     args = parser.parse_args(argv)
     scorer = load_scorer(args.scorer)
-    first = LDLMForDiffusionGeneration.from_pretrained(args.checkpoints[0])
-    _, prompts, real = held_out_prompts(first.tokenizer, args.text_file, args.num_prompts, args.prefix_tokens,
-                                        args.max_new_tokens)
-    rows = [scored_row("real", scorer, prompts, real)]
+    rows = []
     for folder in args.checkpoints:
-        rows += checkpoint_rows(folder, scorer, args)
+        model = LDLMForDiffusionGeneration.from_pretrained(folder).eval()
+        if not rows:  # the prompts, from the first checkpoint's tokenizer (all share the frozen LM's)
+            prompt_ids, prompts, real = held_out_prompts(model.tokenizer, args.text_file, args.num_prompts,
+                                                         args.prefix_tokens, args.max_new_tokens)
+            rows.append(scored_row("real", scorer, prompts, real))
+        rows += checkpoint_rows(model, folder, prompt_ids, prompts, scorer, args)
     result = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
               "num_prompts": len(prompts), "scorer": scorer.name, "scorer_checksum": scorer.checksum, "rows": rows}
     text = json.dumps(result, indent=1)
