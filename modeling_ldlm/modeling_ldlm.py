@@ -37,6 +37,7 @@ from .context import draw_context_lengths, prefix_mask
 from .decoders import FrozenEmbeddingHead, LatentDecoder, TokenDecoder
 from .denoiser import LatentDenoiser
 from .encoder import LatentEncoder
+from .frozen_layer import FrozenLayerReader
 from .generation_config import LDLMGenerationConfig
 from .generation_ldlm import LDLMGenerationMixin
 from .handler import EndpointHandler  # shipped with every checkpoint: see CHECKPOINT_ENTRY_POINTS
@@ -178,6 +179,7 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         self.token_decoder = TokenDecoder(config)
         self._bind_token_head()
         self.timestep_sampler = AdaptiveTimestepSampler(config.timestep_bins)
+        self.frozen_layer_reader = FrozenLayerReader()
         self.tokenizer = None
         self.post_init()
         self.frozen_lm.eval()
@@ -313,8 +315,8 @@ class LDLMForDiffusionGeneration(LDLMPreTrainedModel, LDLMGenerationMixin):
         """Raw hidden states of the configured layer of the frozen LM, in fp32: (B, L, H)."""
         if self.frozen_lm.training:  # never let dropout into the frozen states, whoever toggled the mode
             self.frozen_lm.eval()
-        out = self.frozen_lm(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-        return out.hidden_states[self.config.frozen_lm_layer].float()
+        return self.frozen_layer_reader(self.frozen_lm, input_ids, attention_mask, self.config.frozen_lm_layer,
+                                        self.config.frozen_lm_num_layers).float()
 
     def normalize_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
         """(h - mean) / std per channel, in fp32: (B, L, H)."""

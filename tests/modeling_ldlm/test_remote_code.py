@@ -60,7 +60,8 @@ CHECKPOINT_FILES = {
     "config.json", "generation_config.json", "model.safetensors",
     "modeling_ldlm.py", "configuration_ldlm.py", "adaptive_timesteps.py", "canvas.py", "decoders.py", "denoiser.py",
     "encoder.py", "generation_config.py", "generation_ldlm.py", "guidance.py", "handler.py", "layers.py",
-    "noise_schedules.py", "pipeline_ldlm.py", "context.py", "random_rows.py", "solvers.py", "token_ids.py",
+    "noise_schedules.py", "pipeline_ldlm.py", "context.py", "frozen_layer.py", "random_rows.py", "solvers.py",
+    "token_ids.py",
 }
 
 
