@@ -18,6 +18,8 @@ import hashlib
 import importlib.util
 import math
 import os
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -118,10 +120,18 @@ def offline_scorer_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     # save_pretrained on a GGUF-loaded model fails: re-wrap the state dict into a fresh model.
     fresh = AutoModelForCausalLM.from_config(quantised.config)
     fresh.load_state_dict(quantised.state_dict())
-    tmp = folder.with_name(folder.name + ".tmp")
+    # Written to a folder of this process's own, then renamed into place: two processes converting at once (two
+    # probes started together on a new machine) each write their own copy, and the first rename wins.
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
     fresh.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    tmp.replace(folder)
+    try:
+        tmp.replace(folder)
+    except OSError:
+        if not (folder / "model.safetensors").exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # another process finished first: use its copy
     return folder
 
 

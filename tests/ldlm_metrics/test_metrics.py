@@ -121,3 +121,49 @@ def test_evaluate_mauve_module():
     assert same["mauve"] == pytest.approx(1.0) and same["scorer"] == "cyclic" and same["seed"] == 0
     collapsed = metric.compute(predictions=["a b c d"] * 40, references=texts, scorer=scorer(5.0))
     assert collapsed["mauve"] < 0.2
+
+
+def _fake_gguf_conversion(monkeypatch):
+    """offline_scorer_folder with a tiny GPT-2 in place of the dequantised SmolLM2 GGUF (same code path after loading)."""
+    import importlib.util
+
+    import transformers
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from tests.conftest import tiny_bpe_tokenizer
+
+    tiny = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=8, n_layer=1, n_head=1, n_positions=16))
+    tokenizer = tiny_bpe_tokenizer(300)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: SimpleNamespace(origin=__file__))
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: tiny)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: tokenizer)
+
+
+def test_offline_scorer_conversion_writes_the_folder_once_and_leaves_no_temporary(tmp_path, monkeypatch):
+    from ldlm_metrics.metrics import offline_scorer_folder
+
+    _fake_gguf_conversion(monkeypatch)
+    folder = offline_scorer_folder(tmp_path)
+    assert (folder / "model.safetensors").exists()
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]
+    assert offline_scorer_folder(tmp_path) == folder  # converted once: the second call reads the folder
+
+
+def test_offline_scorer_conversion_racing_another_process_uses_the_winners_folder(tmp_path, monkeypatch):
+    """Two probes started together on a new machine both convert; the one that renames second keeps the first's."""
+    from pathlib import Path
+
+    from ldlm_metrics.metrics import offline_scorer_folder
+
+    _fake_gguf_conversion(monkeypatch)
+    rename = Path.replace
+
+    def other_process_wins(self, target):
+        Path(target).mkdir(parents=True)
+        (Path(target) / "model.safetensors").write_text("the other process's copy")
+        return rename(self, target)  # a non-empty target: OSError, as os.replace raises
+
+    monkeypatch.setattr(Path, "replace", other_process_wins)
+    folder = offline_scorer_folder(tmp_path)
+    assert (folder / "model.safetensors").read_text() == "the other process's copy"
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]
