@@ -18,7 +18,11 @@ prompt that steers scores lower than this), and the **real** continuation of eac
 figure, cut to the same length). Each row reports the perplexity of the continuation tokens given the prompt, pooled
 over prompts, with a 95% bootstrap interval over prompts (`ldlm_metrics.bootstrap`), the continuations' mean unigram
 entropy (a collapsed, repetitive continuation scores a low perplexity at a low entropy), and the batch-1 seconds per
-prompt against an unconditional batch-1 sample of the same length and steps.
+prompt against an unconditional batch-1 sample of the same length and steps. With several `--noise_scales` (the
+argmax knob: a larger scale, longer and more varied continuations) each mode and the glued control are also read at
+the real continuations' mean entropy, by log-linear interpolation along the sweep, with a bootstrap interval that
+resamples the prompts (`bootstrap_matched_gen_ppl`): the figure that compares modes whose continuations differ in
+length and variety.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from pathlib import Path
 import torch
 
 from ldlm_metrics import load_scorer, unigram_entropy
-from ldlm_metrics.bootstrap import SampleScores, bootstrap_gen_ppl
+from ldlm_metrics.bootstrap import SampleScores, bootstrap_gen_ppl, bootstrap_matched_gen_ppl
 from modeling_ldlm import LDLMForDiffusionGeneration
 
 from ..paths import BROWN
@@ -58,11 +62,21 @@ def continuation_scores(scorer, prompts: list[str], continuations: list[str]) ->
     return SampleScores(nll, count, entropy)
 
 
-def scored_row(name: str, scorer, prompts: list[str], continuations: list[str], **extra) -> dict:
+def scored_row(name: str, scorer, prompts: list[str], continuations: list[str],
+               **extra) -> tuple[dict, SampleScores]:
+    """A row of one set of continuations (pooled perplexity with its interval, mean entropy, examples) and their
+    per-prompt scores."""
     scores = continuation_scores(scorer, prompts, continuations)
-    return {"name": name, **extra, "continuation_ppl": bootstrap_gen_ppl(scores),
-            "entropy": sum(scores.entropy) / len(scores.entropy),
-            "examples": [{"prompt": p, "continuation": c} for p, c in zip(prompts, continuations)][:5]}
+    row = {"name": name, **extra, "continuation_ppl": bootstrap_gen_ppl(scores),
+           "entropy": sum(scores.entropy) / len(scores.entropy),
+           "examples": [{"prompt": p, "continuation": c} for p, c in zip(prompts, continuations)][:5]}
+    return row, scores
+
+
+def matched_row(name: str, frontier: list[SampleScores], real_entropy: list[float], **extra) -> dict:
+    """Perplexity at the real continuations' entropy along a noise-scale sweep, with its bootstrap interval."""
+    return {"name": name, **extra, "matched_at_entropy": sum(real_entropy) / len(real_entropy),
+            "continuation_ppl": bootstrap_matched_gen_ppl(frontier, real_entropy)}
 
 
 def held_out_prompts(tokenizer, text_file: Path, num_prompts: int, prefix_tokens: int, max_new_tokens: int):
@@ -100,24 +114,43 @@ def unconditional_seconds(model, args, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def checkpoint_rows(model, folder: str, prompt_ids: list[list[int]], prompts: list[str], scorer, args) -> list[dict]:
-    """The rows of one checkpoint: its continuations in its own mode (each guidance weight), then its glued control."""
-    tok = model.tokenizer
+def checkpoint_rows(model, folder: str, prompt_ids: list[list[int]], prompts: list[str], scorer, args,
+                    real_entropy: list[float]) -> list[dict]:
+    """The rows of one checkpoint: its continuations in its own mode (each guidance weight), then its glued control,
+    each at every noise scale, and at the real continuations' entropy where several noise scales were swept."""
     conditional = model.config.context_conditioning
     uncond_s = unconditional_seconds(model, args, min(len(prompt_ids), args.latency_repeats))
+    mode = "conditional" if conditional else "guided"
+    sweeps = ([{"context_guidance_scale": w} for w in args.context_guidance_scales] if conditional
+              else [{"guidance_scale": args.guidance_scale}])
     rows = []
-    for scale in (args.context_guidance_scales if conditional else [None]):
-        settings = {"context_guidance_scale": scale} if conditional else {"guidance_scale": args.guidance_scale}
-        texts, seconds = continue_prompts(model, prompt_ids, args, args.seed, **settings)
-        mode = "conditional" if conditional else "guided"
-        rows.append(scored_row(mode, scorer, prompts, texts, checkpoint=folder, **settings,
-                               seconds_per_prompt=seconds, unconditional_seconds=uncond_s,
-                               latency_ratio=seconds / uncond_s))
-    samples = model.generate(num_return_sequences=len(prompt_ids), num_inference_steps=args.steps,
-                             max_new_tokens=args.max_new_tokens + 1,
-                             generator=[torch.Generator().manual_seed(args.seed + i) for i in range(len(prompt_ids))])
-    glued = [tok.decode(r.tolist(), skip_special_tokens=True) for r in samples]  # [CLS] + up to max_new_tokens
-    rows.append(scored_row("glued", scorer, prompts, glued, checkpoint=folder))
+    for settings in sweeps:
+        frontier = []
+        for knob in args.noise_scales:
+            texts, seconds = continue_prompts(model, prompt_ids, args, args.seed, noise_scale=knob, **settings)
+            row, scores = scored_row(mode, scorer, prompts, texts, checkpoint=folder, **settings, noise_scale=knob,
+                                     seconds_per_prompt=seconds, unconditional_seconds=uncond_s,
+                                     latency_ratio=seconds / uncond_s)
+            rows.append(row)
+            frontier.append(scores)
+        if len(frontier) > 1:
+            rows.append(matched_row(mode, frontier, real_entropy, checkpoint=folder, **settings))
+    return rows + glued_rows(model, folder, prompts, scorer, args, real_entropy)
+
+
+def glued_rows(model, folder: str, prompts: list[str], scorer, args, real_entropy: list[float]) -> list[dict]:
+    """The control: the checkpoint's unconditional samples appended to the prompts, at every noise scale."""
+    rows, frontier = [], []
+    for knob in args.noise_scales:
+        samples = model.generate(num_return_sequences=len(prompts), num_inference_steps=args.steps,
+                                 max_new_tokens=args.max_new_tokens + 1, noise_scale=knob,
+                                 generator=[torch.Generator().manual_seed(args.seed + i) for i in range(len(prompts))])
+        glued = [model.tokenizer.decode(r.tolist(), skip_special_tokens=True) for r in samples]  # [CLS] + new tokens
+        row, scores = scored_row("glued", scorer, prompts, glued, checkpoint=folder, noise_scale=knob)
+        rows.append(row)
+        frontier.append(scores)
+    if len(frontier) > 1:
+        rows.append(matched_row("glued", frontier, real_entropy, checkpoint=folder))
     return rows
 
 
@@ -131,6 +164,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--guidance_scale", type=float, default=1.0, help="Gradient guidance of guided checkpoints.")
     parser.add_argument("--context_guidance_scales", type=float, nargs="+", default=[1.0],
                         help="Classifier-free guidance weights tried on conditional checkpoints (1: none).")
+    parser.add_argument("--noise_scales", type=float, nargs="+", default=[1.0],
+                        help="Noise scales swept (argmax tokens); with several, each mode is also read at the real "
+                             "continuations' entropy.")
     parser.add_argument("--latency_repeats", type=int, default=32, help="Unconditional batch-1 samples timed.")
     parser.add_argument("--scorer", default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -144,8 +180,9 @@ def main(argv: list[str] | None = None) -> dict:
         if not rows:  # the prompts, from the first checkpoint's tokenizer (all share the frozen LM's)
             prompt_ids, prompts, real = held_out_prompts(model.tokenizer, args.text_file, args.num_prompts,
                                                          args.prefix_tokens, args.max_new_tokens)
-            rows.append(scored_row("real", scorer, prompts, real))
-        rows += checkpoint_rows(model, folder, prompt_ids, prompts, scorer, args)
+            real_row, real_scores = scored_row("real", scorer, prompts, real)
+            rows.append(real_row)
+        rows += checkpoint_rows(model, folder, prompt_ids, prompts, scorer, args, real_scores.entropy)
     result = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
               "num_prompts": len(prompts), "scorer": scorer.name, "scorer_checksum": scorer.checksum, "rows": rows}
     text = json.dumps(result, indent=1)
