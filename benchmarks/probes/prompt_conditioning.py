@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import time
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from ldlm_metrics.bootstrap import SampleScores, bootstrap_gen_ppl, bootstrap_ma
 from modeling_ldlm import LDLMForDiffusionGeneration
 
 from ..paths import BROWN
+from .result_output import print_and_save, settings_of
 
 
 def continuation_scores(scorer, prompts: list[str], continuations: list[str]) -> SampleScores:
@@ -183,12 +183,9 @@ def main(argv: list[str] | None = None) -> dict:
             real_row, real_scores = scored_row("real", scorer, prompts, real)
             rows.append(real_row)
         rows += checkpoint_rows(model, folder, prompt_ids, prompts, scorer, args, real_scores.entropy)
-    result = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    result = {"settings": settings_of(args),
               "num_prompts": len(prompts), "scorer": scorer.name, "scorer_checksum": scorer.checksum, "rows": rows}
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.output is not None:
-        args.output.write_text(text + "\n")
+    print_and_save(result, args.output)
     return result
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import statistics
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from modeling_ldlm import LDLMForDiffusionGeneration
 
 from ..paths import BROWN
 from .prompt_conditioning import held_out_prompts
+from .result_output import print_and_save, settings_of
 
 
 def load_source(source: str) -> LDLMForDiffusionGeneration:
@@ -111,12 +111,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", type=Path, default=None, help="Also write the result JSON here.")
     args = parser.parse_args(argv)
     rows = [row for source in args.sources for row in source_rows(source, args)]
-    result = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    result = {"settings": settings_of(args),
               "threads": torch.get_num_threads(), "rows": rows}
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.output is not None:
-        args.output.write_text(text + "\n")
+    print_and_save(result, args.output)
     return result
 
 
