@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .continuations import ContinueFn
 from .evaluate_arms import SampleFn
 
 
@@ -49,7 +50,8 @@ class Ablation:
 class Arm:
     """One arm. `train(bench, arm)` trains `model` into `bench.work / model` unless it is there and returns what
     the result records of that training; `load(bench, arm)` loads it; `sampler(loaded, special)` returns the
-    arm's `SampleFn`; `parameters(loaded)` counts what generation runs. `knob` is what the knob means, as the
+    arm's `SampleFn` (and `continuer(loaded, special)` its `ContinueFn`, for arms that continue prompts);
+    `parameters(loaded)` counts what generation runs. `knob` is what the knob means, as the
     result names it; `steps(tier)` the step counts a tier measures (`[0]`: the arm has none)."""
 
     name: str
@@ -65,6 +67,8 @@ class Arm:
     distilled: bool = False  # students distilled from the LDLM arm, one per step count (the distil stage)
     baseline: bool = False  # trains for LDLM's measured seconds; its rows can be reused (--baselines_from)
     ablation: Ablation | None = None  # an LDLM arm on a run with one recipe part off
+    continuer: ContinuerFn | None = None  # (loaded, special) -> its ContinueFn: the arm continues prompts
+    conditional: bool = False  # trained to read a prompt: measured in prompted tiers only
 
     def knob_values(self, tier: dict) -> list[float]:
         """The knob values its quality sweep measures: the tier's `knobs`, unless `arm_knobs` names the arm."""
@@ -78,6 +82,7 @@ class Arm:
 TrainFn = Callable[[Bench, Arm], dict]
 LoadFn = Callable[[Bench, Arm], Any]
 SamplerFn = Callable[[Any, frozenset[int]], SampleFn]
+ContinuerFn = Callable[[Any, frozenset[int]], ContinueFn]
 
 
 def unique_models(arms: list[Arm]) -> list[Arm]:
@@ -106,3 +111,14 @@ class ArmModels:
             return arm.sampler(self.load(arm), self.bench.special)(batch, steps, knob, seed)
 
         return sample
+
+    def continuer(self, arm: Arm) -> ContinueFn:
+        """`arm`'s continue function, its model loaded at the first call."""
+        if arm.continuer is None:
+            raise ValueError(f"The {arm.name} arm does not continue prompts: a prompted tier measures only arms "
+                             "with a `continuer`.")
+
+        def continue_prompts(prompts: list[list[int]], steps: int, knob: float, seed: int):
+            return arm.continuer(self.load(arm), self.bench.special)(prompts, steps, knob, seed)
+
+        return continue_prompts

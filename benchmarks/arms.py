@@ -11,11 +11,13 @@ from functools import partial
 from .arm import Ablation, Arm
 from .baseline_arms import (
     all_parameters,
+    ar_continuer,
     ar_sampler,
     cdcd_steps,
     load_baseline,
     mdlm_steps,
     no_steps,
+    stepped_continuer,
     stepped_sampler,
     train_baseline,
 )
@@ -24,6 +26,7 @@ from .cdcd import CDCDBaseline
 from .ldlm_arms import (
     distill_ldlm,
     distilled_sampler,
+    ldlm_continuer,
     ldlm_parameters,
     ldlm_sampler,
     ldlm_steps,
@@ -35,10 +38,12 @@ from .ldlm_arms import (
 
 LDLM = Arm("ldlm", model="ldlm", train=train_ldlm, load=load_ldlm,
            sampler=partial(ldlm_sampler, knob_name="noise_scale"), parameters=ldlm_parameters,
-           knob="noise_scale (argmax tokens)", steps=ldlm_steps, colour="Oranges", dashed=True)
+           knob="noise_scale (argmax tokens)", steps=ldlm_steps, colour="Oranges", dashed=True,
+           continuer=partial(ldlm_continuer, knob_name="noise_scale"))
 LDLM_SAMPLED = Arm("ldlm-sampled", model="ldlm", train=train_ldlm, load=load_ldlm,
                    sampler=partial(ldlm_sampler, knob_name="temperature"), parameters=ldlm_parameters,
-                   knob="token temperature (noise_scale 1)", steps=ldlm_steps, colour="Reds")
+                   knob="token temperature (noise_scale 1)", steps=ldlm_steps, colour="Reds",
+                   continuer=partial(ldlm_continuer, knob_name="temperature"))
 LDLM_DISTILLED = Arm("ldlm-distilled", model="ldlm-distilled", train=distill_ldlm, load=load_students,
                      sampler=partial(distilled_sampler, knob_name="noise_scale"), parameters=ldlm_parameters,
                      knob="noise_scale (argmax tokens)", steps=student_steps, colour="Purples", dashed=True,
@@ -49,10 +54,10 @@ LDLM_DISTILLED_SAMPLED = Arm("ldlm-distilled-sampled", model="ldlm-distilled", t
                              steps=student_steps, colour="RdPu", distilled=True)
 AR = Arm("ar", model="ar", train=partial(train_baseline, model_class=ARBaseline),
          load=partial(load_baseline, model_class=ARBaseline), sampler=ar_sampler, parameters=all_parameters,
-         knob="temperature", steps=no_steps, colour="Blues", baseline=True)
+         knob="temperature", steps=no_steps, colour="Blues", baseline=True, continuer=ar_continuer)
 MDLM = Arm("mdlm", model="mdlm", train=partial(train_baseline, model_class=MDLMBaseline),
            load=partial(load_baseline, model_class=MDLMBaseline), sampler=stepped_sampler, parameters=all_parameters,
-           knob="temperature", steps=mdlm_steps, colour="Greens", baseline=True)
+           knob="temperature", steps=mdlm_steps, colour="Greens", baseline=True, continuer=stepped_continuer)
 # The alternative the paper argues against: the same model and training steps, but the latent space is trained
 # first (gamma = 0) and frozen for the second half while the denoiser trains on it (train/run.py --latent_space fixed).
 LDLM_FIXED = Arm("ldlm-fixed", model="ldlm-fixed", train=partial(train_ldlm, args=("--latent_space", "fixed")),
@@ -67,8 +72,22 @@ CDCD = Arm("cdcd", model="cdcd", train=partial(train_baseline, model_class=CDCDB
            load=partial(load_baseline, model_class=CDCDBaseline), sampler=stepped_sampler, parameters=all_parameters,
            knob="temperature (every step's score interpolation, and the last draw)", steps=cdcd_steps, colour="PuBu",
            baseline=True)
+# Prompts as conditioning: the same recipe trained to continue text (its denoiser cross-attends to the frozen LM's
+# states of a random prefix; 10% of rows without one), measured in prompted tiers against LDLM that follows a prompt
+# by guidance (the arms above on a prompt), AR and MDLM with the prompt fixed on its canvas.
+CONDITIONAL_ARGS = ("--context_conditioning", "true", "--context_dropout", "0.1")
+LDLM_CONDITIONAL = Arm("ldlm-conditional", model="ldlm-conditional", train=partial(train_ldlm, args=CONDITIONAL_ARGS),
+                       load=load_ldlm, sampler=partial(ldlm_sampler, knob_name="noise_scale"),
+                       parameters=ldlm_parameters, knob="noise_scale (argmax tokens)", steps=ldlm_steps,
+                       colour="YlOrBr", dashed=True, conditional=True,
+                       continuer=partial(ldlm_continuer, knob_name="noise_scale"))
+LDLM_CONDITIONAL_SAMPLED = Arm("ldlm-conditional-sampled", model="ldlm-conditional",
+                               train=partial(train_ldlm, args=CONDITIONAL_ARGS), load=load_ldlm,
+                               sampler=partial(ldlm_sampler, knob_name="temperature"), parameters=ldlm_parameters,
+                               knob="token temperature (noise_scale 1)", steps=ldlm_steps, colour="Purples",
+                               conditional=True, continuer=partial(ldlm_continuer, knob_name="temperature"))
 ARMS = (LDLM, LDLM_SAMPLED, LDLM_DISTILLED, LDLM_DISTILLED_SAMPLED, LDLM_FIXED_SAMPLED, AR, MDLM, CDCD,
-        LDLM_FIXED)  # the order of a result's rows (the argmax fixed-latent arm came last, after results had rows)
+        LDLM_FIXED, LDLM_CONDITIONAL, LDLM_CONDITIONAL_SAMPLED)  # the order of a result's rows (new arms last)
 # The claims of a result (benchmarks/intervals.py), each the best matched frontier of the LDLM arms on the left
 # against that of the arm on the right: a jointly learned against a fixed latent space, decoding by decoding; then
 # LDLM (either decoding) against continuous diffusion, masked diffusion and autoregression.
@@ -76,9 +95,16 @@ JOINT = (LDLM.name, LDLM_SAMPLED.name)
 COMPARISONS = (((LDLM.name,), LDLM_FIXED.name), ((LDLM_SAMPLED.name,), LDLM_FIXED_SAMPLED.name),
                (JOINT, CDCD.name), (JOINT, MDLM.name), (JOINT, AR.name))
 
+# A prompted tier's claims: conditional against guided LDLM, decoding by decoding, then conditional LDLM (either
+# decoding) against AR and MDLM continuing the same prompts.
+CONDITIONAL = (LDLM_CONDITIONAL.name, LDLM_CONDITIONAL_SAMPLED.name)
+PROMPTED_COMPARISONS = (((LDLM_CONDITIONAL.name,), LDLM.name), ((LDLM_CONDITIONAL_SAMPLED.name,), LDLM_SAMPLED.name),
+                        (CONDITIONAL, AR.name), (CONDITIONAL, MDLM.name))
+
 # The summary's LDLM arm: its knob is a token temperature like the baselines', and it reaches the data's entropy,
-# which LDLM's argmax decoding does not at small budgets.
+# which LDLM's argmax decoding does not at small budgets. A prompted tier's is the conditional model's.
 HEADLINE = LDLM_SAMPLED
+PROMPTED_HEADLINE = LDLM_CONDITIONAL_SAMPLED
 # Each ablation is measured with both: argmax shows a collapse plainly; the token-temperature arm is matched.
 ABLATED = (LDLM, LDLM_SAMPLED)
 BASELINE_ARMS = tuple(arm.name for arm in ARMS if arm.baseline)
@@ -93,8 +119,19 @@ ABLATIONS = {a.name: a for a in (
 
 
 def arms_of(tier: dict) -> list[Arm]:
-    """The arms a tier measures, in the order of its result's rows (the distilled students where it distils)."""
-    return [arm for arm in ARMS if tier.get("distill") or not arm.distilled]
+    """The arms a tier measures, in the order of its result's rows: in a prompted tier every arm that continues
+    prompts; otherwise every arm but the conditional ones (and the distilled students only where it distils)."""
+    if tier.get("prompted"):
+        return [arm for arm in ARMS if arm.continuer is not None]
+    return [arm for arm in ARMS if not arm.conditional and (tier.get("distill") or not arm.distilled)]
+
+
+def comparisons_of(tier: dict) -> tuple[tuple[tuple[str, ...], str], ...]:
+    return PROMPTED_COMPARISONS if tier.get("prompted") else COMPARISONS
+
+
+def headline_of(tier: dict) -> Arm:
+    return PROMPTED_HEADLINE if tier.get("prompted") else HEADLINE
 
 
 def ablations_of(tier: dict) -> list[Ablation]:

@@ -14,6 +14,7 @@ from modeling_ldlm.token_ids import end_of_sequence_id, start_of_sequence_id
 
 from .arm import Arm, Bench
 from .baselines import ARBaseline
+from .continuations import ContinueFn
 from .evaluate_arms import SampleFn, without_special
 from .log import log
 from .train_baselines import train_for_budget
@@ -58,6 +59,29 @@ def stepped_sampler(model: nn.Module, special: frozenset[int]) -> SampleFn:
         return without_special(seq.tolist(), special), calls
 
     return sample
+
+
+def ar_continuer(model: ARBaseline, special: frozenset[int]) -> ContinueFn:
+    """AR continues each prompt natively (the prompt read, then one token per call)."""
+    def continue_prompts(prompts: list[list[int]], steps: int, knob: float, seed: int) -> tuple[list[list[int]], int]:
+        seq, calls = model.generate(len(prompts), temperature=knob, seed=seed, prompts=prompts)
+        return continuations(seq, prompts, special), calls
+
+    return continue_prompts
+
+
+def stepped_continuer(model: nn.Module, special: frozenset[int]) -> ContinueFn:
+    """MDLM with each prompt fixed at the start of its canvas (the rest masked), over its step count."""
+    def continue_prompts(prompts: list[list[int]], steps: int, knob: float, seed: int) -> tuple[list[list[int]], int]:
+        seq, calls = model.generate(len(prompts), steps=steps, temperature=knob, seed=seed, prompts=prompts)
+        return continuations(seq, prompts, special), calls
+
+    return continue_prompts
+
+
+def continuations(seq, prompts: list[list[int]], special: frozenset[int]) -> list[list[int]]:
+    """Each row's ids after its prompt, without special tokens."""
+    return without_special([row[len(p):] for row, p in zip(seq.tolist(), prompts)], special)
 
 
 def all_parameters(model: nn.Module) -> int:

@@ -95,25 +95,42 @@ class ARBaseline(nn.Module):
         return F.cross_entropy(logits[target_mask], ids[:, 1:][target_mask])
 
     @torch.no_grad()
-    def generate(self, batch: int, temperature: float = 1.0, top_p: float = 1.0,
-                 seed: int = 0) -> tuple[torch.Tensor, int]:
-        """(sequences (B, <= max_length), network calls) with a KV cache: one call per generated position."""
+    def generate(self, batch: int, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
+                 prompts: list[list[int]] | None = None) -> tuple[torch.Tensor, int]:
+        """(sequences (B, <= max_length), network calls) with a KV cache. Each row starts from its prompt (ids that
+        begin with BOS; default [BOS]): one call reads the positions every prompt has, then one call per position,
+        where a row whose prompt is longer reads its own next prompt token instead of the sampled one."""
         device = self.net.embed.weight.device
+        prompts = [[self.bos]] * batch if prompts is None else prompts
+        seq, lengths = prompt_rows(prompts, self.max_length, self.pad, device)
         generators = row_generators(batch, seed)
         caches = [[None, None] for _ in self.net.blocks]
-        seq = torch.full((batch, 1), self.bos, dtype=torch.long, device=device)
         done = torch.zeros(batch, dtype=torch.bool, device=device)
-        calls = 0
-        for position in range(self.max_length - 1):
-            logits = self.net(seq[:, -1:], caches=caches, offset=position)[:, -1]
-            calls += 1
+        shared = int(lengths.min())
+        logits = self.net(seq[:, :shared], caches=caches)[:, -1]
+        calls = 1
+        for position in range(shared, self.max_length):
             nxt = sample_tokens(logits[:, None], temperature > 0, temperature, None, top_p, generators)[:, 0]
-            nxt = torch.where(done, torch.full_like(nxt, self.pad), nxt)
-            seq = torch.cat([seq, nxt[:, None]], 1)
-            done |= nxt == self.eos
-            if done.all():
+            forced = position < lengths
+            nxt = torch.where(forced, seq[:, position], torch.where(done, torch.full_like(nxt, self.pad), nxt))
+            seq[:, position] = nxt
+            done |= (nxt == self.eos) & ~forced
+            if done.all() or position == self.max_length - 1:
                 break
-        return seq, calls
+            logits = self.net(nxt[:, None], caches=caches, offset=position)[:, -1]
+            calls += 1
+        return seq[:, :position + 1], calls
+
+
+def prompt_rows(prompts: list[list[int]], max_length: int, pad: int,
+                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, max_length) canvas with each prompt at its start and pad after it, and the prompts' lengths (B,)."""
+    if any(not 0 < len(p) < max_length for p in prompts):
+        raise ValueError(f"Each prompt needs 1 to {max_length - 1} ids (its BOS included) to leave room to write.")
+    seq = torch.full((len(prompts), max_length), pad, dtype=torch.long, device=device)
+    for row, p in enumerate(prompts):
+        seq[row, :len(p)] = torch.tensor(p, dtype=torch.long, device=device)
+    return seq, torch.tensor([len(p) for p in prompts], device=device)
 
 
 class MDLMBaseline(nn.Module):
@@ -145,13 +162,15 @@ class MDLMBaseline(nn.Module):
         return ((nll * masked) / t[:, None]).sum(1).mean() / self.max_length
 
     @torch.no_grad()
-    def generate(self, batch: int, steps: int, temperature: float = 1.0, top_p: float = 1.0,
-                 seed: int = 0) -> tuple[torch.Tensor, int]:
-        """Ancestral sampling from all-[MASK]; returns (sequences cut after EOS, executed network calls)."""
+    def generate(self, batch: int, steps: int, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
+                 prompts: list[list[int]] | None = None) -> tuple[torch.Tensor, int]:
+        """Ancestral sampling from all-[MASK] after each row's prompt (ids that begin with BOS; default [BOS]), which
+        stays fixed on the canvas (SUBS copies unmasked tokens); returns (sequences cut after the first EOS after
+        the prompt, executed network calls)."""
         device = self.net.embed.weight.device
         generators = row_generators(batch, seed)
-        z = torch.full((batch, self.max_length), self.mask_id, dtype=torch.long, device=device)
-        z[:, 0] = self.bos
+        prompts = [[self.bos]] * batch if prompts is None else prompts
+        z, lengths = prompt_rows(prompts, self.max_length, self.mask_id, device)
         times = torch.linspace(1.0, 0.0, steps + 1)
         calls = 0
         for t, s in zip(times[:-1].tolist(), times[1:].tolist()):
@@ -169,4 +188,4 @@ class MDLMBaseline(nn.Module):
                                                                   temperature, None, top_p, [generators[row]])[0]
                 start += count
         eos = torch.tensor([self.eos], device=device)
-        return cut_at_eos(z, eos, self.pad, torch.ones(batch, dtype=torch.long, device=device)), calls
+        return cut_at_eos(z, eos, self.pad, lengths), calls

@@ -14,6 +14,8 @@ import torch
 from modeling_ldlm import LDLMForDiffusionGeneration, LDLMGenerationConfig
 
 from .arm import Arm, Bench
+from .baselines import row_generators
+from .continuations import ContinueFn, right_padded
 from .evaluate_arms import SampleFn, without_special
 from .log import log
 from .paths import ROOT
@@ -85,16 +87,34 @@ def student_folder(distilled: Path, steps: int) -> Path:
     return folder
 
 
+def knob_settings(knob_name: str, knob: float) -> dict:
+    """The generate() settings of an LDLM arm's knob: the initial noise scale with argmax tokens, or a token
+    temperature with noise scale 1."""
+    return {"noise_scale": knob} if knob_name == "noise_scale" else {"do_sample": True, "temperature": knob}
+
+
 def ldlm_sampler(model: LDLMForDiffusionGeneration, special: frozenset[int], knob_name: str) -> SampleFn:
     """knob_name "noise_scale": argmax tokens, the knob scales the initial noise; "temperature": tokens sampled from
     the decoder at that temperature with noise_scale 1 (the same kind of knob as the baselines')."""
     def sample(batch: int, steps: int, knob: float, seed: int) -> tuple[list[list[int]], int]:
-        knob_args = {"noise_scale": knob} if knob_name == "noise_scale" else {"do_sample": True, "temperature": knob}
-        out = model.generate(num_return_sequences=batch, num_inference_steps=steps, **knob_args,
+        out = model.generate(num_return_sequences=batch, num_inference_steps=steps, **knob_settings(knob_name, knob),
                              generator=torch.Generator().manual_seed(seed), return_dict_in_generate=True)
         return without_special(out.completions.tolist(), special), out.num_network_calls
 
     return sample
+
+
+def ldlm_continuer(model: LDLMForDiffusionGeneration, special: frozenset[int], knob_name: str) -> ContinueFn:
+    """`generate(prompt)` on a batch of right-padded prompts, one generator per row: a checkpoint trained with
+    context conditioning reads the prompt in its denoiser, any other follows it by guidance on the prompt's
+    positions (the checkpoint's own `guidance_scale`). Knobs as in `ldlm_sampler`."""
+    def continue_prompts(prompts: list[list[int]], steps: int, knob: float, seed: int) -> tuple[list[list[int]], int]:
+        ids, mask = right_padded(prompts, model.config.pad_token_id or 0)
+        out = model.generate(ids, attention_mask=mask, num_inference_steps=steps, **knob_settings(knob_name, knob),
+                             generator=row_generators(len(prompts), seed), return_dict_in_generate=True)
+        return without_special(out.completions.tolist(), special), out.num_network_calls
+
+    return continue_prompts
 
 
 def distilled_sampler(students: dict[int, LDLMForDiffusionGeneration], special: frozenset[int],

@@ -97,8 +97,9 @@ def plot_speed_frontier(quality: Sequence[dict], speed: Sequence[dict], control:
             ax.plot([cost(p) for p in mine], [p["gen_ppl"] for p in mine], color=colour,
                     linestyle="--" if arm in DASHED else "-", linewidth=1, label=arm)
             bars = (intervals or {})
-            _error_bars(ax, [(cost(p), p["gen_ppl"], _pair(bars.get(f"{p['arm']}@{p['steps']}"))) for p in mine],
-                        colour)
+            # the interval is that of the figure at the data's entropy: a point outside its sweep has none
+            _error_bars(ax, [(cost(p), p["gen_ppl"], _pair(bars.get(f"{p['arm']}@{p['steps']}"))) for p in mine
+                             if p["matched"]], colour)
             for p in mine:
                 ax.scatter([cost(p)], [p["gen_ppl"]], s=36, color=colour, zorder=3,
                            facecolors=colour if p["matched"] else "none")

@@ -40,7 +40,19 @@ import torch
 from ldlm_metrics import Scorer, load_scorer
 
 from .arm import Arm, ArmModels, Bench, unique_models
-from .arms import ABLATED, ARMS, COMPARISONS, HEADLINE, LDLM, LDLM_DISTILLED, ablation_arms, ablations_of, arms_of
+from .arms import (
+    ABLATED,
+    ARMS,
+    HEADLINE,
+    LDLM,
+    LDLM_DISTILLED,
+    ablation_arms,
+    ablations_of,
+    arms_of,
+    comparisons_of,
+    headline_of,
+)
+from .continuations import Prompts, continuation_metrics, continuation_rows, held_out_prompts, prompted_sampler
 from .evaluate_arms import gen_ppl_at_entropy, quality_rows, speed_rows, text_metrics, without_special
 from .intervals import interval_summary
 from .ldlm_arms import default_ldlm_steps
@@ -75,12 +87,14 @@ class Training:
 @dataclass(frozen=True)
 class Scoring:
     """How every arm's samples are scored: the scorer, token ids to text, the held-out texts MAUVE compares with,
-    and the held-out data through the same metrics (the control every arm is compared with)."""
+    and the held-out data through the same metrics (the control every arm is compared with). In a prompted tier,
+    `prompts` are what every arm continues, and the control is their real continuations."""
 
     scorer: Scorer
     decode: Callable[[list[int]], str]
     references: list[str]
     control: dict
+    prompts: Prompts | None = None
 
 
 def main() -> None:
@@ -97,7 +111,7 @@ def main() -> None:
     parameters = generation_parameters(arms, models, training.reused)
     reused_quality, reused_speed = baseline_rows(training.reused)
     quality = quality_stage(bench, arms, models, scoring) + reused_quality
-    speed = speed_stage(bench, arms, models) + reused_speed
+    speed = speed_stage(bench, arms, models, scoring.prompts) + reused_speed
     ablations = ablation_stage(bench, models, scoring)
     summary_stage(args, bench, training, scoring, parameters, quality, speed, ablations)
 
@@ -181,10 +195,20 @@ def scoring_stage(bench: Bench, scorer_name: str | None, reused: dict | None, re
     def held_out() -> dict:
         return {"arm": "data", **text_metrics(without_special(rows, bench.special), decode, scorer)}
 
+    references = [decode(ids) for ids in rows]
+    if bench.tier.get("prompted"):
+        if reused is not None:
+            raise ValueError("--baselines_from reuses unconditional rows; a prompted tier measures every arm afresh.")
+        prompts = held_out_prompts(bench.data["val_ids"], bench.data["val_mask"], bench.special, decode, n, bench.seed)
+
+        def real_continuations() -> dict:
+            return {"arm": "data", **continuation_metrics(prompts, prompts.real, decode, scorer)}
+
+        return Scoring(scorer, decode, references, cached(bench.work, "control", real_continuations), prompts)
     control = cached(bench.work, "control", held_out)
     if reused is not None:
         check_same_scoring(reused, scorer.checksum, control, reused_from)
-    return Scoring(scorer, decode, [decode(ids) for ids in rows], control)
+    return Scoring(scorer, decode, references, control)
 
 
 def generation_parameters(arms: list[Arm], models: ArmModels, reused: dict | None) -> dict[str, int]:
@@ -207,23 +231,28 @@ def quality_stage(bench: Bench, arms: list[Arm], models: ArmModels, scoring: Sco
 
 def sweep(bench: Bench, arm: Arm, models: ArmModels, scoring: Scoring, steps: list[int], knobs: list[float],
           mauve_at: tuple[int, float] | None = None) -> list[dict]:
-    """One arm's quality rows over steps x knobs, cached point by point in `<work>/eval/quality-<arm>.json`."""
-    tier, sample = bench.tier, models.sampler(arm)
+    """One arm's quality rows over steps x knobs, cached point by point in `<work>/eval/quality-<arm>.json`; in a
+    prompted tier, its continuations of the tier's prompts."""
+    tier, prompts = bench.tier, scoring.prompts
 
     def point(steps: int, knob: float) -> list[dict]:
-        return quality_rows(arm.name, sample, [steps], [knob], tier["samples"], scoring.decode, scoring.scorer,
-                            tier["batch"], bench.seed, scoring.references, mauve_at)
+        if prompts is not None:
+            return continuation_rows(arm.name, models.continuer(arm), prompts, [steps], [knob], scoring.decode,
+                                     scoring.scorer, tier["batch"], bench.seed, mauve_at)
+        return quality_rows(arm.name, models.sampler(arm), [steps], [knob], tier["samples"], scoring.decode,
+                            scoring.scorer, tier["batch"], bench.seed, scoring.references, mauve_at)
 
     return [{**row, "knob_name": arm.knob} for row in cached_sweep(bench.work, f"quality-{arm.name}", point, steps,
                                                                     knobs)]
 
 
-def speed_stage(bench: Bench, arms: list[Arm], models: ArmModels) -> list[dict]:
-    """Every arm's batch-1 latency, throughput, peak memory and FLOPs at each of its step counts (knob 1.0)."""
+def speed_stage(bench: Bench, arms: list[Arm], models: ArmModels, prompts: Prompts | None = None) -> list[dict]:
+    """Every arm's batch-1 latency, throughput, peak memory and FLOPs at each of its step counts (knob 1.0); with
+    `prompts`, continuing the first prompt (batch 1) and the first `batch` prompts."""
     tier, rows = bench.tier, []
     for arm in arms:
-        measure = partial(speed_rows, arm.name, models.sampler(arm), arm.steps(tier), 1.0, tier["batch"],
-                          tier["speed_repeats"])
+        sample = models.sampler(arm) if prompts is None else prompted_sampler(models.continuer(arm), prompts.ids)
+        measure = partial(speed_rows, arm.name, sample, arm.steps(tier), 1.0, tier["batch"], tier["speed_repeats"])
         rows += cached(bench.work, f"speed-{arm.name}", measure)
     return rows
 
@@ -247,9 +276,10 @@ def summary_stage(args: argparse.Namespace, bench: Bench, training: Training, sc
     tier, reused = bench.tier, training.reused
     ldlm_arms = [arm.name for arm in arms_of(tier) if not arm.baseline]
     summary = summarise(quality, speed, scoring.control["entropy"], default_ldlm_steps(tier), tier["batch"],
-                        HEADLINE.name, ldlm_arms)
+                        headline_of(tier).name, ldlm_arms)
     names = {arm.name for arm in arms_of(tier)}
-    summary.update(interval_summary(quality, scoring.control, [c for c in COMPARISONS if c[1] in names], bench.seed))
+    comparisons = [c for c in comparisons_of(tier) if c[1] in names]
+    summary.update(interval_summary(quality, scoring.control, comparisons, bench.seed))
     result = {"tier": bench.tier_name, "tier_settings": tier_settings(tier, bench.data), "machine": machine(),
               "seed": bench.seed, "scorer": scoring.scorer.name, "scorer_checksum": scoring.scorer.checksum,
               "train_seconds_per_arm": bench.budget, "baseline_training": training.baseline_training,

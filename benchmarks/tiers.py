@@ -24,6 +24,11 @@ TIERS: dict[str, dict] = {
                                    "--max_eval_samples", "16",
                                    "--probe_samples", "4", "--eval_steps", "2"], steps=[1, 2])),
     # The cpu-packed tier's code path at toy size: windows of consecutive sentences, per-arm knobs, no extras.
+    # The prompted tiers' code path at toy size.
+    "toy-prompted": dict(ldlm_config="train/configs/quickstart.yaml", ldlm_args=TOY_LDLM_ARGS, max_length=32,
+                         train_lines=64, val_lines=40, drop_long_lines=True, baseline=dict(width=32, layers=1, heads=2),
+                         ldlm_steps=[2], mdlm_steps=[4], knobs=[0.8, 1.0], samples=8, batch=4, ablations=[],
+                         ablation_args=[], speed_repeats=1, mauve=False, prompted=True),
     "toy-packed": dict(ldlm_config="train/configs/quickstart.yaml", ldlm_args=TOY_LDLM_ARGS, max_length=48,
                        data_mode="packed", train_lines=64, val_lines=16, drop_long_lines=True,
                        baseline=dict(width=32, layers=1, heads=2), ldlm_steps=[2], mdlm_steps=[4, 8], cdcd_steps=[4],
@@ -49,6 +54,18 @@ TIERS: dict[str, dict] = {
                       ldlm_steps=[10], mdlm_steps=[16, 32], cdcd_steps=[32], knobs=WIDE_KNOBS,
                       arm_knobs={"ldlm-sampled": [*WIDE_KNOBS, 2.5, 4.0], "cdcd": [0.3, 0.7, 0.85, 1.0]}, samples=256,
                       batch=64, ablations=[], ablation_args=[], speed_repeats=1, mauve=False),
+    # Prompts as conditioning at the quickstart's budget: every arm continues the same 256 held-out prompts
+    # (benchmarks/continuations.py), scored given the prompt. The quickstart recipe trained to continue text
+    # (ldlm-conditional) against the plain quickstart following each prompt by guidance (ldlm, ldlm-sampled), AR and
+    # MDLM with the prompt fixed on its canvas, the baselines trained for the plain LDLM run's seconds on the
+    # sentences of cpu-quick. ~1.5 h on 2 cores.
+    "cpu-quick-prompted": dict(ldlm_config="train/configs/quickstart.yaml", ldlm_args=[], max_length=32,
+                               train_lines=None, val_lines=2000, drop_long_lines=True,
+                               baseline=dict(width=256, layers=10, heads=4), ldlm_steps=[10], mdlm_steps=[16, 32],
+                               knobs=WIDE_KNOBS, arm_knobs={"ldlm-sampled": [*WIDE_KNOBS, 2.5, 4.0],
+                                                            "ldlm-conditional-sampled": [*WIDE_KNOBS, 2.5, 4.0]},
+                               samples=256, batch=64, ablations=[], ablation_args=[], speed_repeats=3, mauve=True,
+                               prompted=True),
     # Long enough for English-like text: LDLM is the cpu-long preset (~52 min), each
     # baseline gets the same seconds, and every arm trains on exactly the same sentences (those that fit L = 32).
     # ~2.6 h of training + ~0.6 h of evaluation on 2 cores; the recipe ablations stay in the "cpu" tier.
