@@ -79,12 +79,12 @@ CONDITIONAL_ARGS = ("--context_conditioning", "true", "--context_dropout", "0.1"
 LDLM_CONDITIONAL = Arm("ldlm-conditional", model="ldlm-conditional", train=partial(train_ldlm, args=CONDITIONAL_ARGS),
                        load=load_ldlm, sampler=partial(ldlm_sampler, knob_name="noise_scale"),
                        parameters=ldlm_parameters, knob="noise_scale (argmax tokens)", steps=ldlm_steps,
-                       colour="YlOrBr", dashed=True, conditional=True,
+                       colour="YlOrRd", dashed=True, conditional=True,
                        continuer=partial(ldlm_continuer, knob_name="noise_scale"))
 LDLM_CONDITIONAL_SAMPLED = Arm("ldlm-conditional-sampled", model="ldlm-conditional",
                                train=partial(train_ldlm, args=CONDITIONAL_ARGS), load=load_ldlm,
                                sampler=partial(ldlm_sampler, knob_name="temperature"), parameters=ldlm_parameters,
-                               knob="token temperature (noise_scale 1)", steps=ldlm_steps, colour="Purples",
+                               knob="token temperature (noise_scale 1)", steps=ldlm_steps, colour="BuPu",
                                conditional=True, continuer=partial(ldlm_continuer, knob_name="temperature"))
 ARMS = (LDLM, LDLM_SAMPLED, LDLM_DISTILLED, LDLM_DISTILLED_SAMPLED, LDLM_FIXED_SAMPLED, AR, MDLM, CDCD,
         LDLM_FIXED, LDLM_CONDITIONAL, LDLM_CONDITIONAL_SAMPLED)  # the order of a result's rows (new arms last)

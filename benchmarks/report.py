@@ -93,7 +93,8 @@ def render(result: dict, work_dir: Path | None = None) -> str:
     """Every table of one result, in BENCHMARKS.md's order."""
     summary = result["summary"]
     batch = throughput_batch(result["speed"][0])
-    parts = [arms_table(result, batch), control_line(result["control"]), *ratio_lines(summary, batch)]
+    parts = [*prompted_line(result), arms_table(result, batch), control_line(result["control"]),
+             *ratio_lines(summary, batch)]
     if summary.get("claims"):
         parts.append("\n" + claims_table(summary))
     if "speed_at_quality" in summary:
@@ -101,6 +102,16 @@ def render(result: dict, work_dir: Path | None = None) -> str:
     parts += ["\n" + frontier_table(result["quality"]), "\n" + ldlm_runs_table(result, work_dir), *provenance(result),
               "\n" + samples(result["quality"])]
     return "\n".join(parts)
+
+
+def prompted_line(result: dict) -> list[str]:
+    """What every figure of a prompted tier means (benchmarks/continuations.py)."""
+    if not result["tier_settings"].get("prompted"):
+        return []
+    return [f"Prompted tier: every arm continues the same {result['control']['num_samples']} held-out prompts; gen-PPL "
+            "is the perplexity of the continuations given their prompts, entropy the continuations' own, MAUVE "
+            "compares [prompt | continuation] with [prompt | real continuation], and the held-out line is the real "
+            "continuations. Speed: batch-1 latency with the first prompt, throughput over the first prompts.\n"]
 
 
 def claims_table(s: dict) -> str:

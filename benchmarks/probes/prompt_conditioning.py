@@ -38,27 +38,18 @@ from ldlm_metrics import load_scorer, unigram_entropy
 from ldlm_metrics.bootstrap import SampleScores, bootstrap_gen_ppl, bootstrap_matched_gen_ppl
 from modeling_ldlm import LDLMForDiffusionGeneration
 
+from ..continuations import continuation_scores as scores_given_prompts
 from ..paths import BROWN
 from .result_output import print_and_save, settings_of
 
 
 def continuation_scores(scorer, prompts: list[str], continuations: list[str]) -> SampleScores:
-    """Per prompt: summed NLL of the continuation's tokens given the prompt under the scorer, their count, and their
-    unigram entropy (an empty continuation scores 0 nats over 0 tokens)."""
-    tok, model = scorer.tokenizer, scorer.model
-    start = next(i for i in (tok.bos_token_id, tok.eos_token_id, getattr(tok, "cls_token_id", None)) if i is not None)
-    nll, count, entropy = [], [], []
-    for prompt, cont in zip(prompts, continuations):
-        p = [start] + tok(prompt, add_special_tokens=False).input_ids
-        c = tok(" " + cont, add_special_tokens=False).input_ids if cont.strip() else []
-        total = 0.0
-        if c:
-            with torch.no_grad():
-                logits = model(input_ids=torch.tensor([p + c])).logits[0, len(p) - 1: -1].float()
-            total = float(torch.nn.functional.cross_entropy(logits, torch.tensor(c), reduction="sum"))
-        nll.append(total)
-        count.append(len(c))
-        entropy.append(unigram_entropy(c) if c else 0.0)
+    """Per prompt: summed NLL of the continuation's tokens given the prompt under the scorer and their count
+    (`benchmarks.continuations.continuation_scores`), and their unigram entropy over the scorer's tokens."""
+    nll, count = scores_given_prompts(scorer, prompts, continuations)
+    tok = scorer.tokenizer
+    entropy = [unigram_entropy(tok(" " + c, add_special_tokens=False).input_ids) if c.strip() else 0.0
+               for c in continuations]
     return SampleScores(nll, count, entropy)
 
 

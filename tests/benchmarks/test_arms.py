@@ -12,7 +12,7 @@ import torch
 
 from benchmarks import ldlm_arms
 from benchmarks.arm import Arm, ArmModels, Bench, unique_models
-from benchmarks.arms import ABLATIONS, ARMS, HEADLINE, LDLM, LDLM_SAMPLED, ablation_arms, arms_of
+from benchmarks.arms import ABLATIONS, ARMS, LDLM, LDLM_SAMPLED, ablation_arms, arms_of, headline_of
 from benchmarks.paths import RESULTS
 from benchmarks.summary import NOT_RECORDED, tier_settings
 from benchmarks.tiers import TIERS
@@ -30,7 +30,12 @@ def test_every_arm_of_every_tier_has_its_steps_knobs_and_functions(name):
     names = [arm.name for arm in arms]
     assert len(set(names)) == len(names)
     assert any(arm.distilled for arm in arms) == bool(tier.get("distill"))
-    assert HEADLINE in arms and all(arm.name in names for arm in ARMS if arm.baseline)
+    prompted = bool(tier.get("prompted"))
+    assert headline_of(tier) in arms
+    assert all(arm.name in names for arm in ARMS if arm.baseline and (arm.continuer or not prompted))
+    # a prompted tier measures the arms that continue prompts, the conditional model among them; no other tier does
+    assert all(arm.continuer for arm in arms) if prompted else not any(arm.conditional for arm in arms)
+    assert any(arm.conditional for arm in arms) == prompted
 
 
 def test_records_keep_the_names_of_earlier_results_and_work_dirs():

@@ -166,3 +166,26 @@ def test_toy_packed_tier_trains_and_measures_every_arm_on_windows_of_consecutive
     assert mdlm[8]["gflop_per_sequence"] > mdlm[4]["gflop_per_sequence"] > 0
     assert all(r["gflop_per_sequence"] > 0 for r in out["speed"])
     assert {"gamma_start_step", "gamma_one_step"} <= set(out["train_metrics"]["ldlm"])  # the warmup's milestones
+
+
+def test_toy_prompted_tier_scores_every_arm_continuing_the_same_prompts(tmp_path):
+    tokenizer = toy_scorer(tmp_path / "scorer")
+    _, out = run_tier("toy-prompted", tmp_path)
+    arms = {"ldlm", "ldlm-sampled", "ldlm-conditional", "ldlm-conditional-sampled", "ar", "mdlm"}
+    assert {r["arm"] for r in out["quality"]} == arms and {r["arm"] for r in out["speed"]} == arms
+    assert set(out["train_metrics"]) == {"ldlm", "ldlm-conditional"}
+    conditional = json.loads((tmp_path / "work" / "ldlm-conditional" / "config.json").read_text())
+    plain = json.loads((tmp_path / "work" / "ldlm" / "config.json").read_text())
+    assert conditional["context_conditioning"] and not plain["context_conditioning"]
+    # every row continues the same prompts: each example starts with the control's prompt
+    prompts = [e.split(" || ")[0] for e in out["control"]["examples"]]
+    for row in out["quality"]:
+        assert [e.split(" || ")[0] for e in row["examples"]] == prompts
+        assert len(row["text_nll"]) == row["num_samples"] == 8
+    assert all(tokenizer(p).input_ids for p in prompts)
+    claims = [(c["ldlm"], c["versus"].split("@")[0]) for c in out["summary"]["claims"]]
+    assert [versus for _, versus in claims] == ["ldlm", "ldlm-sampled", "ar", "mdlm"]
+    assert out["summary"]["ldlm_arm"] == "ldlm-conditional-sampled" and out["tier_settings"]["prompted"]
+    from benchmarks.report import render
+
+    assert render(out).startswith("Prompted tier: every arm continues the same 8 held-out prompts")
