@@ -1,13 +1,15 @@
 """Side-by-side benchmark: LDLM vs LDLM on a fixed latent space, CDCD continuous diffusion, MDLM masked diffusion
-and an autoregressive LM.
+and an autoregressive LM; in a prompted tier, conditional vs guided LDLM, AR and MDLM continuing the same prompts.
 
     python -m benchmarks.run --tier cpu          # ~1.7 h training + ~1 h evaluation on 2 cores; resumable
     python -m benchmarks.run --tier cpu-long     # ~4.6 h of training and distillation + evaluation (BENCHMARKS.md
                                                  # section 5): English-like text, no ablations
     python -m benchmarks.run --tier cpu-packed   # 128-token windows (the LM1B length): ~2.3 h of training and
                                                  # distillation + evaluation
+    python -m benchmarks.run --tier cpu-quick-prompted   # every arm continues the same held-out prompts
     python -m benchmarks.run --tier gpu          # one H200, bf16, paper-like sizes
-    python -m benchmarks.run --tier toy --scorer PATH   # seconds; the test suite's smoke run (and toy-packed)
+    python -m benchmarks.run --tier toy --scorer PATH   # seconds; the test suite's smoke run (and toy-packed,
+                                                        # toy-prompted)
 
 Run from the repository root. The stages, each a function below (each skipped when its output exists in the work
 dir, so a crash loses only the stage it was in):
