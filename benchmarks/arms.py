@@ -86,8 +86,18 @@ LDLM_CONDITIONAL_SAMPLED = Arm("ldlm-conditional-sampled", model="ldlm-condition
                                sampler=partial(ldlm_sampler, knob_name="temperature"), parameters=ldlm_parameters,
                                knob="token temperature (noise_scale 1)", steps=ldlm_steps, colour="BuPu",
                                conditional=True, continuer=partial(ldlm_continuer, knob_name="temperature"))
+# The conditional model with classifier-free guidance at w = 2 (one denoiser call on twice the batch per step).
+CFG_SCALE = 2.0
+LDLM_CONDITIONAL_CFG = Arm("ldlm-conditional-cfg", model="ldlm-conditional",
+                           train=partial(train_ldlm, args=CONDITIONAL_ARGS), load=load_ldlm,
+                           sampler=partial(ldlm_sampler, knob_name="noise_scale"), parameters=ldlm_parameters,
+                           knob=f"noise_scale (argmax tokens, context_guidance_scale {CFG_SCALE})", steps=ldlm_steps,
+                           colour="GnBu", dashed=True, conditional=True,
+                           continuer=partial(ldlm_continuer, knob_name="noise_scale",
+                                             context_guidance_scale=CFG_SCALE))
+# the order of a result's rows (new arms last)
 ARMS = (LDLM, LDLM_SAMPLED, LDLM_DISTILLED, LDLM_DISTILLED_SAMPLED, LDLM_FIXED_SAMPLED, AR, MDLM, CDCD,
-        LDLM_FIXED, LDLM_CONDITIONAL, LDLM_CONDITIONAL_SAMPLED)  # the order of a result's rows (new arms last)
+        LDLM_FIXED, LDLM_CONDITIONAL, LDLM_CONDITIONAL_SAMPLED, LDLM_CONDITIONAL_CFG)
 # The claims of a result (benchmarks/intervals.py), each the best matched frontier of the LDLM arms on the left
 # against that of the arm on the right: a jointly learned against a fixed latent space, decoding by decoding; then
 # LDLM (either decoding) against continuous diffusion, masked diffusion and autoregression.
@@ -95,11 +105,11 @@ JOINT = (LDLM.name, LDLM_SAMPLED.name)
 COMPARISONS = (((LDLM.name,), LDLM_FIXED.name), ((LDLM_SAMPLED.name,), LDLM_FIXED_SAMPLED.name),
                (JOINT, CDCD.name), (JOINT, MDLM.name), (JOINT, AR.name))
 
-# A prompted tier's claims: conditional against guided LDLM, decoding by decoding, then conditional LDLM (either
-# decoding) against AR and MDLM continuing the same prompts.
-CONDITIONAL = (LDLM_CONDITIONAL.name, LDLM_CONDITIONAL_SAMPLED.name)
+# A prompted tier's claims: conditional against guided LDLM, decoding by decoding (and with classifier-free
+# guidance, argmax), then conditional LDLM (its best) against AR and MDLM continuing the same prompts.
+CONDITIONAL = (LDLM_CONDITIONAL.name, LDLM_CONDITIONAL_SAMPLED.name, LDLM_CONDITIONAL_CFG.name)
 PROMPTED_COMPARISONS = (((LDLM_CONDITIONAL.name,), LDLM.name), ((LDLM_CONDITIONAL_SAMPLED.name,), LDLM_SAMPLED.name),
-                        (CONDITIONAL, AR.name), (CONDITIONAL, MDLM.name))
+                        ((LDLM_CONDITIONAL_CFG.name,), LDLM.name), (CONDITIONAL, AR.name), (CONDITIONAL, MDLM.name))
 
 # The summary's LDLM arm: its knob is a token temperature like the baselines', and it reaches the data's entropy,
 # which LDLM's argmax decoding does not at small budgets. A prompted tier's is the conditional model's.

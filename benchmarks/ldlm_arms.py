@@ -104,14 +104,16 @@ def ldlm_sampler(model: LDLMForDiffusionGeneration, special: frozenset[int], kno
     return sample
 
 
-def ldlm_continuer(model: LDLMForDiffusionGeneration, special: frozenset[int], knob_name: str) -> ContinueFn:
+def ldlm_continuer(model: LDLMForDiffusionGeneration, special: frozenset[int], knob_name: str,
+                   **settings: float) -> ContinueFn:
     """`generate(prompt)` on a batch of right-padded prompts, one generator per row: a checkpoint trained with
     context conditioning reads the prompt in its denoiser, any other follows it by guidance on the prompt's
-    positions (the checkpoint's own `guidance_scale`). Knobs as in `ldlm_sampler`."""
+    positions (the checkpoint's own `guidance_scale`). Knobs as in `ldlm_sampler`; `settings` are more generate()
+    settings (e.g. `context_guidance_scale`)."""
     def continue_prompts(prompts: list[list[int]], steps: int, knob: float, seed: int) -> tuple[list[list[int]], int]:
         ids, mask = right_padded(prompts, model.config.pad_token_id or 0)
         out = model.generate(ids, attention_mask=mask, num_inference_steps=steps, **knob_settings(knob_name, knob),
-                             generator=row_generators(len(prompts), seed), return_dict_in_generate=True)
+                             **settings, generator=row_generators(len(prompts), seed), return_dict_in_generate=True)
         return without_special(out.completions.tolist(), special), out.num_network_calls
 
     return continue_prompts

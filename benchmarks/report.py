@@ -106,7 +106,7 @@ def render(result: dict, work_dir: Path | None = None) -> str:
 
 def prompted_line(result: dict) -> list[str]:
     """What every figure of a prompted tier means (benchmarks/continuations.py)."""
-    if not result["tier_settings"].get("prompted"):
+    if not result.get("tier_settings", {}).get("prompted"):  # older results have no settings: not prompted
         return []
     return [f"Prompted tier: every arm continues the same {result['control']['num_samples']} held-out prompts; gen-PPL "
             "is the perplexity of the continuations given their prompts, entropy the continuations' own, MAUVE "

@@ -171,7 +171,8 @@ def test_toy_packed_tier_trains_and_measures_every_arm_on_windows_of_consecutive
 def test_toy_prompted_tier_scores_every_arm_continuing_the_same_prompts(tmp_path):
     tokenizer = toy_scorer(tmp_path / "scorer")
     _, out = run_tier("toy-prompted", tmp_path)
-    arms = {"ldlm", "ldlm-sampled", "ldlm-conditional", "ldlm-conditional-sampled", "ar", "mdlm"}
+    arms = {"ldlm", "ldlm-sampled", "ldlm-conditional", "ldlm-conditional-sampled", "ldlm-conditional-cfg", "ar",
+            "mdlm"}
     assert {r["arm"] for r in out["quality"]} == arms and {r["arm"] for r in out["speed"]} == arms
     assert set(out["train_metrics"]) == {"ldlm", "ldlm-conditional"}
     conditional = json.loads((tmp_path / "work" / "ldlm-conditional" / "config.json").read_text())
@@ -184,7 +185,11 @@ def test_toy_prompted_tier_scores_every_arm_continuing_the_same_prompts(tmp_path
         assert len(row["text_nll"]) == row["num_samples"] == 8
     assert all(tokenizer(p).input_ids for p in prompts)
     claims = [(c["ldlm"], c["versus"].split("@")[0]) for c in out["summary"]["claims"]]
-    assert [versus for _, versus in claims] == ["ldlm", "ldlm-sampled", "ar", "mdlm"]
+    assert [versus for _, versus in claims] == ["ldlm", "ldlm-sampled", "ldlm", "ar", "mdlm"]
+    assert claims[2][0].startswith("ldlm-conditional-cfg")  # classifier-free guidance against the guided model
+    cfg = [r for r in out["quality"] if r["arm"] == "ldlm-conditional-cfg"]
+    plain = [r for r in out["quality"] if r["arm"] == "ldlm-conditional"]
+    assert cfg[0]["text_nll"] != plain[0]["text_nll"]  # w = 2 changes the continuations of the same model
     assert out["summary"]["ldlm_arm"] == "ldlm-conditional-sampled" and out["tier_settings"]["prompted"]
     from benchmarks.report import render
 
