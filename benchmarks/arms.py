@@ -2,6 +2,7 @@
 
 To add an arm: write its train, load and sample functions (as benchmarks/baseline_arms.py does for AR and MDLM),
 add its record to `ARMS`, and give each tier that measures it the step counts its `steps` reads (benchmarks/tiers.py).
+An arm with a `continuer` (its function that continues prompts) is also measured by the prompted tiers.
 """
 
 from __future__ import annotations

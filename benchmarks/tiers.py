@@ -1,6 +1,8 @@
 """The benchmark tiers of `python -m benchmarks.run`: for each, the LDLM recipe, the data, the baselines' size, the
 step counts the arms' records read (`ldlm_steps`, `mdlm_steps`, `cdcd_steps`, `distill["steps"]`; benchmarks/arms.py),
 the knob values every arm sweeps (`knobs`, or `arm_knobs[<arm>]`), the recipe ablations and the evaluation's sample counts.
+A `prompted` tier measures how the arms that can continue prompts do so (`samples` held-out prompts each;
+benchmarks/continuations.py) instead of their unconditional samples.
 A result records these settings next to its rows (benchmarks/summary.py)."""
 
 TOY_LDLM_ARGS = [
