@@ -22,24 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 
-from ldlm_metrics import (
-    Scorer,
-    distinct_n,
-    mauve_from_features,
-    mean_repetition_rate,
-    mean_unigram_entropy,
-    pooled_unigram_entropy,
-    scorer_features,
-    unigram_entropy,
-)
-from ldlm_metrics.bootstrap import SampleScores, bootstrap_gen_ppl, bootstrap_mauve
+from ldlm_metrics import Scorer, unigram_entropy
+from ldlm_metrics.bootstrap import SampleScores, bootstrap_gen_ppl
+
+from .evaluate_arms import mauve_fields, token_statistics
 
 ContinueFn = Callable[[list[list[int]], int, float, int], tuple[list[list[int]], int]]
-MAUVE_RESAMPLES = 100  # as for unconditional samples (benchmarks/evaluate_arms.py)
 
 
 @dataclass(frozen=True)
@@ -112,11 +103,7 @@ def continuation_metrics(prompts: Prompts, token_lists: Sequence[Sequence[int]],
     repetition, and (`mauve`) MAUVE of [prompt | continuation] against [prompt | real continuation]. The per-prompt
     scores are kept (`text_nll`, `text_tokens`, `text_entropy`) for the matched-entropy interval of a frontier."""
     texts = [decode(t) for t in token_lists]
-    row = {"num_samples": len(texts), "mean_length": sum(len(t) for t in token_lists) / max(len(token_lists), 1),
-           "entropy": mean_unigram_entropy(token_lists), "pooled_entropy": pooled_unigram_entropy(token_lists),
-           "examples": [f"{p} || {c}" for p, c in zip(prompts.texts, texts)][:3]}
-    row.update({f"rep_{n}": mean_repetition_rate(token_lists, n) for n in (2, 3, 4)})
-    row.update({f"distinct_{n}": distinct_n(token_lists, n) for n in (1, 2)})
+    row = {**token_statistics(token_lists), "examples": [f"{p} || {c}" for p, c in zip(prompts.texts, texts)][:3]}
     nll, count = continuation_scores(scorer, prompts.texts, texts)
     scores = SampleScores(nll, count, [unigram_entropy(t) for t in token_lists])
     interval = bootstrap_gen_ppl(scores, seed=seed)
@@ -127,9 +114,7 @@ def continuation_metrics(prompts: Prompts, token_lists: Sequence[Sequence[int]],
     if mauve:
         full = [f"{p} {c}" for p, c in zip(prompts.texts, texts)]
         real = [f"{p} {c}" for p, c in zip(prompts.texts, prompts.real_texts)]
-        p, q = (scorer_features(t, scorer).numpy() for t in (full, real))
-        result = bootstrap_mauve(p, q, partial(mauve_from_features, seed=seed), MAUVE_RESAMPLES, seed)
-        row.update(mauve=result["value"], mauve_interval=[result["low"], result["high"]])
+        row.update(mauve_fields(full, real, scorer, seed))
     return row
 
 

@@ -42,17 +42,27 @@ def text_metrics(token_lists: Sequence[Sequence[int]], decode: Callable[[Sequenc
     references) MAUVE with its interval, of one set of samples. The per-sample scores (`text_nll`, `text_tokens`,
     `text_entropy`) are kept, so that the matched-entropy interval of a frontier can be computed later."""
     texts = [decode(t) for t in token_lists]
-    row = {"num_samples": len(texts), "mean_length": sum(len(t) for t in token_lists) / max(len(token_lists), 1),
-           "entropy": mean_unigram_entropy(token_lists), "pooled_entropy": pooled_unigram_entropy(token_lists),
-           "examples": texts[:3]}
+    row = {**token_statistics(token_lists), "examples": texts[:3], **scored_texts(texts, token_lists, scorer, seed)}
+    if references is not None:
+        row.update(mauve_fields(texts, references, scorer, seed))
+    return row
+
+
+def token_statistics(token_lists: Sequence[Sequence[int]]) -> dict:
+    """Count, mean length, per-sample and corpus-pooled unigram entropy, repetition and distinct-n of token lists."""
+    row = {"num_samples": len(token_lists),
+           "mean_length": sum(len(t) for t in token_lists) / max(len(token_lists), 1),
+           "entropy": mean_unigram_entropy(token_lists), "pooled_entropy": pooled_unigram_entropy(token_lists)}
     row.update({f"rep_{n}": mean_repetition_rate(token_lists, n) for n in (2, 3, 4)})
     row.update({f"distinct_{n}": distinct_n(token_lists, n) for n in (1, 2)})
-    row.update(scored_texts(texts, token_lists, scorer, seed))
-    if references is not None:
-        p, q = (scorer_features(t, scorer).numpy() for t in (texts, references))
-        mauve = bootstrap_mauve(p, q, partial(mauve_from_features, seed=seed), MAUVE_RESAMPLES, seed)
-        row.update(mauve=mauve["value"], mauve_interval=[mauve["low"], mauve["high"]])
     return row
+
+
+def mauve_fields(texts: Sequence[str], references: Sequence[str], scorer: Scorer, seed: int) -> dict:
+    """MAUVE of `texts` against `references` on scorer features, with its bootstrap interval."""
+    p, q = (scorer_features(t, scorer).numpy() for t in (texts, references))
+    mauve = bootstrap_mauve(p, q, partial(mauve_from_features, seed=seed), MAUVE_RESAMPLES, seed)
+    return {"mauve": mauve["value"], "mauve_interval": [mauve["low"], mauve["high"]]}
 
 
 def scored_texts(texts: list[str], token_lists: Sequence[Sequence[int]], scorer: Scorer, seed: int) -> dict:
