@@ -131,10 +131,15 @@ ABLATIONS = {a.name: a for a in (
 
 def arms_of(tier: dict) -> list[Arm]:
     """The arms a tier measures, in the order of its result's rows: in a prompted tier every arm that continues
-    prompts; otherwise every arm but the conditional ones (and the distilled students only where it distils)."""
+    prompts; otherwise every arm but the conditional ones (and the distilled students only where it distils).
+    A tier run with `--arms` (its `arms` setting) measures only those and LDLM's own two arms, which every run
+    trains: LDLM's training seconds are every baseline's budget."""
     if tier.get("prompted"):
-        return [arm for arm in ARMS if arm.continuer is not None]
-    return [arm for arm in ARMS if not arm.conditional and (tier.get("distill") or not arm.distilled)]
+        arms = [arm for arm in ARMS if arm.continuer is not None]
+    else:
+        arms = [arm for arm in ARMS if not arm.conditional and (tier.get("distill") or not arm.distilled)]
+    selected = tier.get("arms")
+    return arms if selected is None else [arm for arm in arms if arm.name in selected or arm.model == LDLM.model]
 
 
 def comparisons_of(tier: dict) -> tuple[tuple[tuple[str, ...], str], ...]:

@@ -72,7 +72,7 @@ def speed_at_quality_table(points: list[dict], batch: int) -> str:
 
 
 def provenance(result: dict) -> list[str]:
-    """Where the distilled students and any reused baseline rows came from, and what they cost."""
+    """Where the distilled students and any reused rows came from, and what they cost."""
     out = []
     d = result.get("distillation")
     if d:
@@ -81,8 +81,9 @@ def provenance(result: dict) -> list[str]:
     reuse = result.get("baselines_from")
     if reuse:
         r = reuse["reproducibility"]
-        out.append(f"\nAR and MDLM rows reused from `{reuse['file']}` (trained {fmt(reuse['train_seconds_per_arm'])} s "
-                   f"each; not re-measured). LDLM against that file: largest gen-PPL difference "
+        arms = ", ".join(reuse.get("arms", ["ar", "mdlm"]))  # results before 2026-12-06 reused AR and MDLM only
+        out.append(f"\n{arms} rows reused from `{reuse['file']}` (trained for {fmt(reuse['train_seconds_per_arm'])} s "
+                   f"of LDLM training; not re-measured). LDLM against that file: largest gen-PPL difference "
                    f"{fmt(r['max_relative_gen_ppl_difference'])} over {r['quality_points_compared']} points, median "
                    f"speed ratio new/old {fmt(r['median_latency_ratio_new_over_old'])} (batch-1 latency) and "
                    f"{fmt(r['median_throughput_ratio_new_over_old'])} (throughput).")

@@ -1,11 +1,13 @@
-"""Reusing the AR and MDLM arms of an earlier result of the same tier (`python -m benchmarks.run --baselines_from FILE`).
+"""Reusing the arms of an earlier result of the same tier (`python -m benchmarks.run --baselines_from FILE`).
 
-The baselines are trained for LDLM's measured training seconds and do not depend on anything LDLM-side, so a rerun
-that changes only LDLM's generation or adds its distilled students need not spend two more hours retraining them. A
-reuse is allowed only when it measures the same thing: same tier, seed, LDLM training (its counted FLOPs and
-optimiser steps), scorer (checksum) and held-out control. The result records where the baselines came from and how
-well the rerun reproduced the earlier file's LDLM figures (quality at the same step count and knob; the speed ratio
-new / old, which says whether the machine ran as fast as when the baselines were timed).
+Every arm but LDLM's own two (argmax and sampled tokens of the `ldlm` run) depends on LDLM only through its training
+seconds (the baselines' budget) or its recipe and steps (the fixed-latent-space arm, the distilled students), so a
+rerun that changes only LDLM's generation, or that measures the arms a first run left out (`--arms`), need not train
+them again: a long tier can be assembled over several sessions, each committing its rows. LDLM itself is retrained
+every time, and a reuse is allowed only when it measures the same thing: same tier, seed, LDLM training (its counted
+FLOPs and optimiser steps), scorer (checksum) and held-out control. The result records where the reused rows came
+from and how well the rerun reproduced the earlier file's LDLM figures (quality at the same step count and knob; the
+speed ratio new / old, which says whether the machine ran as fast as when the reused arms were timed).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import json
 import statistics
 from pathlib import Path
 
-from .arms import ARMS, BASELINE_ARMS, LDLM
+from .arms import ARMS, LDLM, arms_of
 
 REPRODUCED_ARMS = tuple(arm.name for arm in ARMS if arm.model == LDLM.model)  # the arms of the checked LDLM run
+REUSABLE_ARMS = tuple(arm.name for arm in ARMS if arm.name not in REPRODUCED_ARMS)
 
 
 def load_reused_baselines(path: Path, tier: str, seed: int, ldlm_metrics: dict) -> dict:
@@ -37,7 +40,7 @@ def load_reused_baselines(path: Path, tier: str, seed: int, ldlm_metrics: dict) 
                              f"against {ldlm_metrics.get(key)} here), so its baselines' training budget does not "
                              "apply; rerun without --baselines_from.")
     if not reused_arms(old):
-        raise ValueError(f"--baselines_from {path} has no speed rows for any of {', '.join(BASELINE_ARMS)}.")
+        raise ValueError(f"--baselines_from {path} has no speed rows for any of {', '.join(REUSABLE_ARMS)}.")
     return old
 
 
@@ -48,9 +51,19 @@ def check_not_overwritten(baselines_from: Path | None, result_file: Path) -> Non
                          "--results_dir (e.g. runs/bench-results) so that the reused result stays as it is.")
 
 
-def reused_arms(old: dict | None) -> set[str]:
-    """The baseline arms an earlier result measured (their rows are reused; the others train in this run)."""
-    return set() if old is None else {r["arm"] for r in old["speed"]} & set(BASELINE_ARMS)
+def reused_arms(old: dict | None, tier: dict | None = None) -> set[str]:
+    """The arms other than LDLM's own that an earlier result measured (and `tier` measures, when given): their rows
+    are reused; the tier's other arms train in this run."""
+    if old is None:
+        return set()
+    names = {r["arm"] for r in old["speed"]} & set(REUSABLE_ARMS)
+    return names if tier is None else names & {arm.name for arm in arms_of(tier)}
+
+
+def reused_models(old: dict | None, tier: dict | None = None) -> set[str]:
+    """The trained models behind the reused arms (two arms may sample one model)."""
+    names = reused_arms(old, tier)
+    return {arm.model for arm in ARMS if arm.name in names}
 
 
 def check_same_scoring(old: dict, scorer_checksum: str, control: dict, path: Path) -> None:
@@ -63,9 +76,9 @@ def check_same_scoring(old: dict, scorer_checksum: str, control: dict, path: Pat
                          f"{control['entropy']:.4f} here; the data differ, so the baselines cannot be reused.")
 
 
-def baseline_rows(old: dict | None) -> tuple[list[dict], list[dict]]:
-    """The earlier file's quality and speed rows of the AR and MDLM arms (none when nothing is reused)."""
-    arms = reused_arms(old)
+def reused_rows(old: dict | None, tier: dict | None = None) -> tuple[list[dict], list[dict]]:
+    """The earlier file's quality and speed rows of the reused arms (none when nothing is reused)."""
+    arms = reused_arms(old, tier)
     if old is None:
         return [], []
     return [r for r in old["quality"] if r["arm"] in arms], [r for r in old["speed"] if r["arm"] in arms]
@@ -95,8 +108,9 @@ def reproducibility(old: dict, quality: list[dict], speed: list[dict]) -> dict:
             "median_throughput_ratio_new_over_old": median_ratio(throughput) if throughput else None}
 
 
-def reuse_record(old: dict, path: Path, quality: list[dict], speed: list[dict]) -> dict:
+def reuse_record(old: dict, path: Path, quality: list[dict], speed: list[dict], tier: dict | None = None) -> dict:
+    arms = sorted(reused_arms(old, tier))
     return {"file": str(path), "command": old.get("command"), "train_seconds_per_arm": old.get("train_seconds_per_arm"),
-            "note": f"{' and '.join(sorted(reused_arms(old)))} rows (quality, speed, training) copied from this file; "
-                    "not re-measured in this run",
+            "arms": arms, "note": f"{', '.join(arms)} rows (quality, speed, training) copied from this file; "
+                                  "not re-measured in this run",
             "reproducibility": reproducibility(old, quality, speed)}

@@ -23,8 +23,10 @@ scorer; each arm is one record in benchmarks/arms.py.
 
     python -m benchmarks.run --tier cpu-long --results_dir runs/bench-results \
         --baselines_from benchmarks/results/cpu-long.json
-reuses an earlier result's AR and MDLM rows instead of retraining them (benchmarks/reuse_baselines.py checks that
-it measured the same thing, and the result records the file and how well this run reproduced its LDLM figures).
+reuses an earlier result's rows of every arm but LDLM's own (AR, MDLM, CDCD, the fixed latent space, the distilled
+students) instead of retraining them (benchmarks/reuse_baselines.py checks that it measured the same thing, and the
+result records the file and how well this run reproduced its LDLM figures). With `--arms` a run measures only some
+arms (LDLM's own always): a tier too long for one sitting is run in parts, each part reusing the rows of the last.
 """
 
 from __future__ import annotations
@@ -62,12 +64,13 @@ from .log import log
 from .paths import BROWN, RESULTS, ROOT
 from .plots import plot_result
 from .reuse_baselines import (
-    baseline_rows,
     check_not_overwritten,
     check_same_scoring,
     load_reused_baselines,
     reuse_record,
     reused_arms,
+    reused_models,
+    reused_rows,
 )
 from .stage_cache import cached, cached_sweep
 from .summary import machine, summarise, tier_settings
@@ -103,15 +106,15 @@ def main() -> None:
     args = parse_args()
     bench = data_stage(args)
     bench, training = train_stage(bench, args.baselines_from)
-    training.distillation = distil_stage(bench)
+    training.distillation = distil_stage(bench, training.reused)
     scoring = scoring_stage(bench, args.scorer, training.reused, args.baselines_from)
     # every arm of the tier, but reused baselines: their rows come from the earlier result
-    arms = [arm for arm in arms_of(bench.tier) if arm.name not in reused_arms(training.reused)]
+    arms = [arm for arm in arms_of(bench.tier) if arm.name not in reused_arms(training.reused, bench.tier)]
     models = ArmModels(bench)
     for arm in arms:  # every model in memory before anything is timed, as it stays for the whole evaluation
         models.load(arm)
-    parameters = generation_parameters(arms, models, training.reused)
-    reused_quality, reused_speed = baseline_rows(training.reused)
+    parameters = generation_parameters(arms, models, training.reused, bench.tier)
+    reused_quality, reused_speed = reused_rows(training.reused, bench.tier)
     quality = quality_stage(bench, arms, models, scoring) + reused_quality
     speed = speed_stage(bench, arms, models, scoring.prompts) + reused_speed
     ablations = ablation_stage(bench, models, scoring)
@@ -128,16 +131,36 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--scorer", default=None, help="causal LM name or folder; default: offline SmolLM2")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baselines_from", type=Path, default=None,
-                        help="an earlier result JSON of the same tier: reuse its AR and MDLM rows instead of training "
-                             "them again (checked: same tier, seed, LDLM training, scorer and held-out data)")
+                        help="an earlier result JSON of the same tier: reuse its rows of every arm but LDLM's own "
+                             "instead of training them again (checked: same tier, seed, LDLM training, scorer and "
+                             "held-out data)")
+    parser.add_argument("--arms", type=arm_names, default=None,
+                        help="comma-separated: measure only these arms of the tier (and LDLM's own two, which every "
+                             "run trains), e.g. to split a long tier over sessions with --baselines_from")
     args = parser.parse_args()
     check_not_overwritten(args.baselines_from, args.results_dir / f"{args.tier}.json")
+    check_arm_names(args.arms, args.tier)
     return args
+
+
+def arm_names(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def check_arm_names(names: list[str] | None, tier_name: str) -> None:
+    """--arms must name arms the tier measures."""
+    if names is None:
+        return
+    known = [arm.name for arm in arms_of(TIERS[tier_name])]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise ValueError(f"--arms {','.join(names)}: {', '.join(unknown) or 'no arm'} is not an arm of tier "
+                         f"{tier_name!r}; choose from {', '.join(known)}.")
 
 
 def data_stage(args: argparse.Namespace) -> Bench:
     """The tier, its work dir, the frozen LM's tokenizer and the token data every arm trains on."""
-    tier = TIERS[args.tier]
+    tier = TIERS[args.tier] if args.arms is None else {**TIERS[args.tier], "arms": args.arms}
     if tier["mauve"]:
         try:
             import mauve  # noqa: F401  (fail before hours of training, not after)
@@ -160,30 +183,40 @@ def data_stage(args: argparse.Namespace) -> Bench:
                  special=frozenset(tokenizer.all_special_ids), seed=args.seed)
 
 
-def train_stage(bench: Bench, baselines_from: Path | None) -> tuple[Bench, Training]:
-    """Every LDLM-side run (LDLM, then each recipe ablation), then every baseline for LDLM's measured training
-    seconds, or, with --baselines_from, the baselines of an earlier result of the same LDLM training."""
+def train_stage(bench: Bench, reuse_from: Path | None) -> tuple[Bench, Training]:
+    """Every LDLM-side run (LDLM, the fixed latent space, each recipe ablation), then every baseline for LDLM's
+    measured training seconds; with --baselines_from, every arm an earlier result of the same LDLM training measured
+    is reused instead (LDLM itself always trains: the check that the earlier result applies)."""
     arms = arms_of(bench.tier)
-    ldlm_side = [arm for arm in arms if not (arm.baseline or arm.distilled)] + ablation_arms(bench.tier)
-    train_metrics = {arm.model: arm.train(bench, arm) for arm in unique_models(ldlm_side)}
-    if baselines_from is None:
-        bench = replace(bench, budget=float(train_metrics[LDLM.model]["train_runtime"]))
-        baselines = unique_models([arm for arm in arms if arm.baseline])
-        return bench, Training(train_metrics, {arm.model: arm.train(bench, arm) for arm in baselines})
-    reused = load_reused_baselines(baselines_from, bench.tier_name, bench.seed, train_metrics[LDLM.model])
-    # the same LDLM training (checked), timed when the baselines were: the arms' shared budget
-    bench = replace(bench, budget=reused["train_seconds_per_arm"])
-    names = reused_arms(reused)
-    log(f"{', '.join(sorted(names))}: rows reused from {baselines_from} (trained {bench.budget:.0f} s each)")
-    fresh = unique_models([arm for arm in arms if arm.baseline and arm.name not in names])
-    baseline_training = {**reused["baseline_training"], **{arm.model: arm.train(bench, arm) for arm in fresh}}
+    ldlm_metrics = LDLM.train(bench, LDLM)
+    reused = None if reuse_from is None else load_reused_baselines(reuse_from, bench.tier_name, bench.seed,
+                                                                   ldlm_metrics)
+    names = reused_arms(reused, bench.tier)
+    fresh = [arm for arm in arms if arm.name not in names]
+    ldlm_side = [arm for arm in fresh if not (arm.baseline or arm.distilled)] + ablation_arms(bench.tier)
+    reused_metrics = {} if reused is None else {model: metrics for model, metrics in reused["train_metrics"].items()
+                                                if model in reused_models(reused, bench.tier)}
+    train_metrics = {**reused_metrics, **{arm.model: arm.train(bench, arm) for arm in unique_models(ldlm_side)}}
+    # the budget: LDLM's training seconds, or, reusing, those of the same LDLM training when the reused arms trained
+    budget = ldlm_metrics["train_runtime"] if reused is None else reused["train_seconds_per_arm"]
+    bench = replace(bench, budget=float(budget))
+    if names:
+        log(f"{', '.join(sorted(names))}: rows reused from {reuse_from} (trained {bench.budget:.0f} s each)")
+    reused_training = {} if reused is None else {model: record for model, record in reused["baseline_training"].items()
+                                                 if model in reused_models(reused, bench.tier)}
+    baselines = unique_models([arm for arm in fresh if arm.baseline])
+    baseline_training = {**reused_training, **{arm.model: arm.train(bench, arm) for arm in baselines}}
     return bench, Training(train_metrics, baseline_training, reused)
 
 
-def distil_stage(bench: Bench) -> dict | None:
-    """Progressive distillation of the LDLM arm, where the tier distils: the distillation's record."""
-    if not bench.tier.get("distill"):
+def distil_stage(bench: Bench, reused: dict | None) -> dict | None:
+    """Progressive distillation of the LDLM arm, where the tier distils: the distillation's record (an earlier
+    result's, where its students' rows are reused)."""
+    distilled = [arm for arm in arms_of(bench.tier) if arm.distilled]
+    if not distilled:
         return None
+    if all(arm.name in reused_arms(reused, bench.tier) for arm in distilled):
+        return reused["distillation"]
     return LDLM_DISTILLED.train(bench, LDLM_DISTILLED)
 
 
@@ -213,11 +246,11 @@ def scoring_stage(bench: Bench, scorer_name: str | None, reused: dict | None, re
     return Scoring(scorer, decode, references, control)
 
 
-def generation_parameters(arms: list[Arm], models: ArmModels, reused: dict | None) -> dict[str, int]:
+def generation_parameters(arms: list[Arm], models: ArmModels, reused: dict | None, tier: dict) -> dict[str, int]:
     """What generation runs, per trained model (a distilled student has its teacher's size)."""
     counts = {arm.model: arm.parameters(models.load(arm)) for arm in unique_models(arms) if not arm.distilled}
     if reused is not None:
-        counts.update({k: v for k, v in reused["generation_parameters"].items() if k in reused_arms(reused)})
+        counts.update({k: v for k, v in reused["generation_parameters"].items() if k in reused_models(reused, tier)})
     return counts
 
 
@@ -285,7 +318,7 @@ def summary_stage(args: argparse.Namespace, bench: Bench, training: Training, sc
     result = {"tier": bench.tier_name, "tier_settings": tier_settings(tier, bench.data), "machine": machine(),
               "seed": bench.seed, "scorer": scoring.scorer.name, "scorer_checksum": scoring.scorer.checksum,
               "train_seconds_per_arm": bench.budget, "baseline_training": training.baseline_training,
-              "baselines_from": reuse_record(reused, args.baselines_from, quality, speed) if reused else None,
+              "baselines_from": reuse_record(reused, args.baselines_from, quality, speed, tier) if reused else None,
               "generation_parameters": parameters, "train_metrics": training.train_metrics,
               "distillation": training.distillation, "knobs": {arm.name: arm.knob for arm in ARMS},
               "control": scoring.control, "quality": quality, "speed": speed, "ablations": ablations,

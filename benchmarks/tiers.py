@@ -92,6 +92,21 @@ TIERS: dict[str, dict] = {
                        batch=64, cdcd_steps=[32, 128],
                        ablations=[], ablation_args=[], speed_repeats=1, mauve=True,
                        distill=dict(args=[], steps=[1, 2, 4])),
+    # The paper's thesis at the LM1B length: the windows of cpu-packed, the LDLM arm with one latent per token
+    # (N = L = 128, as a third-party reading of the paper has it; at the same seconds it decodes more of the held-out
+    # tokens than 4x compression, BENCHMARKS.md section 5) and its warmup gate at token accuracy 0.4, 280 steps
+    # (~the seconds of cpu-packed's 480); the same run on a fixed latent space; CDCD, MDLM and AR for LDLM's seconds.
+    # 256 samples per point for the intervals, so each arm is measured at one or two step counts. Too long for one
+    # sitting on 2 cores (5 x ~25 min of training, ~1.5 h of evaluation): run it in parts with --arms, each part
+    # reusing the rows of the last with --baselines_from.
+    "cpu-packed-thesis": dict(ldlm_config="train/configs/cpu-packed.yaml",
+                              ldlm_args=["--num_latents", "128", "--gamma_start_accuracy", "0.4", "--max_steps", "280",
+                                         "--eval_steps", "70", "--save_steps", "70"],
+                              max_length=128, data_mode="packed", train_lines=None, val_lines=2000,
+                              drop_long_lines=True, baseline=dict(width=256, layers=10, heads=4), ldlm_steps=[10],
+                              mdlm_steps=[32, 128], cdcd_steps=[32], knobs=WIDE_KNOBS,
+                              arm_knobs={"mdlm": [1.0, 1.3], "cdcd": [0.85, 1.0, 1.3]}, samples=256, batch=64,
+                              ablations=[], ablation_args=[], speed_repeats=1, mauve=True),
     "gpu": dict(ldlm_config="train/configs/gpu-h200.yaml", ldlm_args=[], max_length=128, train_lines=None,
                 val_lines=2000, baseline=dict(width=768, layers=12, heads=12), ldlm_steps=[10, 25, 50, 100],
                 mdlm_steps=[32, 64, 128, 256], cdcd_steps=[32, 64, 128, 256], knobs=WIDE_KNOBS, samples=256, batch=64,

@@ -87,20 +87,24 @@ def test_toy_benchmark_end_to_end(tmp_path):
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert again.returncode == 0 and "train ldlm" not in again.stdout and "evaluate" not in again.stdout
     assert json.loads((tmp_path / "results" / "toy.json").read_text())["summary"] == summary
-    # --baselines_from: AR and MDLM come from the first result, untrained and unmeasured here
-    for stage in ("ar", "mdlm"):
+    # --baselines_from: every arm but LDLM's own comes from the first result, untrained and unmeasured here
+    reusable = sorted(arms - {"ldlm", "ldlm-sampled"})
+    for stage in ("ar", "mdlm", "cdcd", "ldlm-fixed", "ldlm-distilled"):
         shutil.rmtree(tmp_path / "work" / stage)
-        for name in (f"quality-{stage}", f"speed-{stage}"):
+    for arm in reusable:
+        for name in (f"quality-{arm}", f"speed-{arm}"):
             (tmp_path / "work" / "eval" / f"{name}.json").unlink()
     reuse = [*cmd[:-1], str(tmp_path / "results-reuse"), "--baselines_from", str(tmp_path / "results" / "toy.json")]
     third = subprocess.run(reuse, cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert third.returncode == 0, third.stderr[-3000:]
-    assert "s of training" not in third.stdout and not (tmp_path / "work" / "ar").exists()
+    assert "s of training" not in third.stdout and "distil ldlm" not in third.stdout
+    assert not any((tmp_path / "work" / stage).exists() for stage in ("ar", "ldlm-fixed", "ldlm-distilled"))
     reused = json.loads((tmp_path / "results-reuse" / "toy.json").read_text())
     for key in ("quality", "speed"):
-        assert [r for r in reused[key] if r["arm"] in ("ar", "mdlm")] == [r for r in out[key]
-                                                                          if r["arm"] in ("ar", "mdlm")]
+        assert [r for r in reused[key] if r["arm"] in reusable] == [r for r in out[key] if r["arm"] in reusable]
     assert reused["baseline_training"] == out["baseline_training"] and reused["summary"] == summary
+    assert reused["train_metrics"] == out["train_metrics"] and reused["distillation"] == out["distillation"]
+    assert reused["baselines_from"]["arms"] == reusable
     check = reused["baselines_from"]["reproducibility"]
     assert check["quality_points_compared"] == 8 and check["max_relative_gen_ppl_difference"] == 0  # cached LDLM
     assert check["median_throughput_ratio_new_over_old"] == 1.0
@@ -145,6 +149,50 @@ def test_baselines_from_refuses_to_overwrite_the_result_it_reuses(monkeypatch, t
         parse_args()  # the default --results_dir is benchmarks/results: the committed file would be overwritten
     monkeypatch.setattr(sys, "argv", ["benchmarks/run.py", *reuse, "--results_dir", str(tmp_path)])
     assert parse_args().results_dir == tmp_path
+
+
+def test_a_tier_runs_in_two_parts_with_arms_and_baselines_from(tmp_path):
+    """--arms measures some arms (and LDLM's own); a second run reusing that result trains and measures the rest,
+    and its result holds every arm and every claim, as one run would."""
+    toy_scorer(tmp_path / "scorer")
+    cmd = [sys.executable, "-m", "benchmarks.run", "--tier", "toy-packed", "--scorer", str(tmp_path / "scorer"),
+           "--work_dir", str(tmp_path / "work")]
+    first = subprocess.run([*cmd, "--results_dir", str(tmp_path / "a"), "--arms", "ldlm-fixed,ldlm-fixed-sampled"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert first.returncode == 0, first.stderr[-3000:]
+    part = json.loads((tmp_path / "a" / "toy-packed.json").read_text())
+    fixed = {"ldlm", "ldlm-sampled", "ldlm-fixed", "ldlm-fixed-sampled"}
+    assert {r["arm"] for r in part["quality"]} == fixed and not (tmp_path / "work" / "ar").exists()
+    assert part["tier_settings"]["arms"] == ["ldlm-fixed", "ldlm-fixed-sampled"]
+    assert [c["versus"].split("@")[0] for c in part["summary"]["claims"]] == ["ldlm-fixed", "ldlm-fixed-sampled"]
+    shutil.rmtree(tmp_path / "work" / "ldlm-fixed")  # proof that the second part does not train it again
+    second = subprocess.run([*cmd, "--results_dir", str(tmp_path / "b"), "--baselines_from",
+                             str(tmp_path / "a" / "toy-packed.json")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert second.returncode == 0, second.stderr[-3000:]
+    whole = json.loads((tmp_path / "b" / "toy-packed.json").read_text())
+    assert {r["arm"] for r in whole["quality"]} == fixed | {"ar", "mdlm", "cdcd"}
+    assert not (tmp_path / "work" / "ldlm-fixed").exists()
+    assert [r for r in whole["quality"] if r["arm"] == "ldlm-fixed"] == [r for r in part["quality"]
+                                                                        if r["arm"] == "ldlm-fixed"]
+    assert whole["train_metrics"]["ldlm-fixed"] == part["train_metrics"]["ldlm-fixed"]
+    assert whole["train_seconds_per_arm"] == part["train_seconds_per_arm"]  # the baselines' budget: the first part's
+    assert [c["versus"].split("@")[0] for c in whole["summary"]["claims"]] == ["ldlm-fixed", "ldlm-fixed-sampled",
+                                                                               "cdcd", "mdlm", "ar"]
+    assert whole["baselines_from"]["arms"] == ["ldlm-fixed", "ldlm-fixed-sampled"]
+
+
+def test_arms_must_be_arms_of_the_tier(monkeypatch):
+    from benchmarks.run import parse_args
+
+    monkeypatch.setattr(sys, "argv", ["benchmarks/run.py", "--tier", "toy", "--arms", "ldlm-fixed,gpt"])
+    with pytest.raises(ValueError, match="gpt is not an arm of tier 'toy'; choose from ldlm, ldlm-sampled"):
+        parse_args()
+    monkeypatch.setattr(sys, "argv", ["benchmarks/run.py", "--tier", "toy", "--arms", "ldlm-conditional"])
+    with pytest.raises(ValueError, match="ldlm-conditional is not an arm"):
+        parse_args()  # a prompted tier's arm
+    monkeypatch.setattr(sys, "argv", ["benchmarks/run.py", "--tier", "toy", "--arms", " ar , mdlm "])
+    assert parse_args().arms == ["ar", "mdlm"]
 
 
 def test_toy_packed_tier_trains_and_measures_every_arm_on_windows_of_consecutive_sentences(tmp_path):
