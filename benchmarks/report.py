@@ -166,9 +166,10 @@ def ratio_lines(s: dict, batch: int) -> list[str]:
         out.append(f"\nNot matched: the knob sweep of {', '.join(unmatched)} does not bracket entropy "
                    f"{s['reference_entropy']:.2f}; the figure above is the gen-PPL of the nearest point, which is not "
                    "comparable.")
-    out.append("\n**Ratios** (LDLM = `" + ldlm_arm + "`): " + ", ".join([
-        mdlm_ratio(s), f"AR/LDLM batch-1 latency = **{s['latency_vs_ar_batch1']:.2f}×**",
-        f"LDLM/AR batch-{batch} throughput = **{s['throughput_vs_ar']:.2f}×**"]) + ".")
+    ar = ([f"AR/LDLM batch-1 latency = **{s['latency_vs_ar_batch1']:.2f}×**",
+           f"LDLM/AR batch-{batch} throughput = **{s['throughput_vs_ar']:.2f}×**"]
+          if s.get("latency_vs_ar_batch1") is not None else ["AR not measured in this run"])
+    out.append("\n**Ratios** (LDLM = `" + ldlm_arm + "`): " + ", ".join([mdlm_ratio(s), *ar]) + ".")
     headline = f"{ldlm_arm}@{s.get('ldlm_default_steps')}"
     if headline in unmatched:
         out.append(f"These ratios compare unequal quality: {headline} is not matched at the data's entropy. The "
@@ -177,6 +178,8 @@ def ratio_lines(s: dict, batch: int) -> list[str]:
 
 
 def mdlm_ratio(s: dict) -> str:
+    if not s.get("mdlm_measured", True):  # results before 2026-12-06 always measured MDLM
+        return "MDLM not measured in this run"
     if s.get("speed_vs_mdlm") is None:
         return "no MDLM step count reaches LDLM's gen-PPL (LDLM is better at every MDLM setting)"
     return (f"LDLM/MDLM throughput (LDLM {s['ldlm_default_steps']} steps vs MDLM {s['mdlm_matching_steps']} "

@@ -31,7 +31,8 @@ def summarise(quality: list[dict], speed: list[dict], ref_entropy: float, defaul
     speed_of = {(r["arm"], r["steps"]): r for r in speed}
     frontier = speed_at_quality(matched_points(quality, speed, ref_entropy, batch), ldlm_arms)
     headline = next(r for r in frontier if r["arm"] == headline_arm and r["steps"] == default_steps)
-    ldlm_speed, ar_speed = speed_of[(headline_arm, default_steps)], speed_of[("ar", 0)]
+    # a run of some arms (--arms) may measure neither competitor: their ratios are then None
+    ldlm_speed, ar_speed = speed_of[(headline_arm, default_steps)], speed_of.get(("ar", 0))
     mdlm = headline["mdlm"]
     return {
         "ldlm_arm": headline_arm,
@@ -39,8 +40,9 @@ def summarise(quality: list[dict], speed: list[dict], ref_entropy: float, defaul
         "mdlm_matching_steps": mdlm["match"]["steps"] if mdlm["match"] else None,
         "mdlm_matches_ldlm_quality": mdlm["match"] is not None,
         "speed_vs_mdlm": mdlm.get("throughput_ratio"),
-        "latency_vs_ar_batch1": ar_speed["latency_batch1_s"] / ldlm_speed["latency_batch1_s"],
-        "throughput_vs_ar": ldlm_speed[key] / ar_speed[key],
+        "mdlm_measured": any(r["arm"] == "mdlm" for r in speed),
+        "latency_vs_ar_batch1": ar_speed["latency_batch1_s"] / ldlm_speed["latency_batch1_s"] if ar_speed else None,
+        "throughput_vs_ar": ldlm_speed[key] / ar_speed[key] if ar_speed else None,
         "ar_matches_ldlm_quality": headline["ar"]["match"] is not None,
         "speed_at_quality": frontier,
         "genppl_at_matched_entropy": {k: v["gen_ppl"] for k, v in matched.items()},

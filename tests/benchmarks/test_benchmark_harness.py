@@ -165,6 +165,10 @@ def test_a_tier_runs_in_two_parts_with_arms_and_baselines_from(tmp_path):
     assert {r["arm"] for r in part["quality"]} == fixed and not (tmp_path / "work" / "ar").exists()
     assert part["tier_settings"]["arms"] == ["ldlm-fixed", "ldlm-fixed-sampled"]
     assert [c["versus"].split("@")[0] for c in part["summary"]["claims"]] == ["ldlm-fixed", "ldlm-fixed-sampled"]
+    assert part["summary"]["latency_vs_ar_batch1"] is None and not part["summary"]["mdlm_measured"]
+    from benchmarks.report import render
+
+    assert "MDLM not measured in this run, AR not measured in this run" in render(part)
     shutil.rmtree(tmp_path / "work" / "ldlm-fixed")  # proof that the second part does not train it again
     second = subprocess.run([*cmd, "--results_dir", str(tmp_path / "b"), "--baselines_from",
                              str(tmp_path / "a" / "toy-packed.json")],

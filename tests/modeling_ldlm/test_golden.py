@@ -18,7 +18,6 @@ import torch
 
 from modeling_ldlm import LDLMForDiffusionGeneration
 from modeling_ldlm.handler import EndpointHandler
-
 from tests.conftest import EOS, tiny_lm_folder, tiny_model, tiny_sizes, token_batch
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -8,8 +8,10 @@ import train.run as run
 from benchmarks.probes.joint_variants import main, ramped_decoder_noise, standardise_latents
 from modeling_ldlm import LDLMForDiffusionGeneration
 from tests.conftest import tiny_model
-from tests.train.test_train_run import argv, setup  # noqa: F401  (setup: the tiny LM and corpus fixture)
+from tests.train import test_train_run
 from train.trainer import LDLMTrainer
+
+argv, setup = test_train_run.argv, test_train_run.setup  # setup: the tiny LM and corpus fixture
 
 
 def test_ramp_runs_from_the_preset_noise_to_the_joint_noise():
