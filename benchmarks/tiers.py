@@ -96,7 +96,8 @@ TIERS: dict[str, dict] = {
     # (N = L = 128, as a third-party reading of the paper has it; at the same seconds it decodes more of the held-out
     # tokens than 4x compression, BENCHMARKS.md section 5) and its warmup gate at token accuracy 0.4, 280 steps
     # (~the seconds of cpu-packed's 480); the same run on a fixed latent space; CDCD, MDLM and AR for LDLM's seconds.
-    # 256 samples per point for the intervals, so each arm is measured at one or two step counts. Too long for one
+    # 256 samples per point for the intervals, so each arm is measured at one or two step counts. LDLM's argmax
+    # sweep reaches noise scale 2.5: at 1.6 its texts were still below the data's entropy. Too long for one
     # sitting on 2 cores (5 x ~25 min of training, ~1.5 h of evaluation): run it in parts with --arms, each part
     # reusing the rows of the last with --baselines_from.
     "cpu-packed-thesis": dict(ldlm_config="train/configs/cpu-packed.yaml",
@@ -105,7 +106,8 @@ TIERS: dict[str, dict] = {
                               max_length=128, data_mode="packed", train_lines=None, val_lines=2000,
                               drop_long_lines=True, baseline=dict(width=256, layers=10, heads=4), ldlm_steps=[10],
                               mdlm_steps=[32, 128], cdcd_steps=[32], knobs=WIDE_KNOBS,
-                              arm_knobs={"mdlm": [1.0, 1.3], "cdcd": [0.85, 1.0, 1.3]}, samples=256, batch=64,
+                              arm_knobs={"mdlm": [1.0, 1.3], "cdcd": [0.85, 1.0, 1.3], "ldlm": [*WIDE_KNOBS, 2.0, 2.5]},
+                              samples=256, batch=64,
                               ablations=[], ablation_args=[], speed_repeats=1, mauve=True),
     "gpu": dict(ldlm_config="train/configs/gpu-h200.yaml", ldlm_args=[], max_length=128, train_lines=None,
                 val_lines=2000, baseline=dict(width=768, layers=12, heads=12), ldlm_steps=[10, 25, 50, 100],
