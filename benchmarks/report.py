@@ -56,13 +56,18 @@ def versus(entry: dict, key: str) -> str:
     return f"{entry[key]:.2f}× ({'steps ' + str(steps) if steps else 'its only point'})"
 
 
-def speed_at_quality_table(points: list[dict], batch: int) -> str:
-    """Every LDLM point against the cheapest MDLM/AR point of equal or better gen-PPL at matched entropy."""
+def speed_at_quality_table(points: list[dict], batch: int, measured: set[str] = frozenset({"mdlm", "ar"})) -> str:
+    """Every LDLM point against the cheapest MDLM/AR point of equal or better gen-PPL at matched entropy; `measured`:
+    the competitors the result has rows of (a run of some arms may have neither)."""
+    def against(p: dict, name: str) -> list[str]:
+        if name not in measured:
+            return ["not measured"] * 2
+        return [versus(p[name], "throughput_ratio"), versus(p[name], "latency_ratio")]
+
     def ratios(p: dict) -> list[str]:
         if not p["matched"]:  # the nearest point's gen-PPL is at another entropy: no quality to match against
             return ["not comparable (unmatched)"] * 4
-        return [versus(p["mdlm"], "throughput_ratio"), versus(p["mdlm"], "latency_ratio"),
-                versus(p["ar"], "throughput_ratio"), versus(p["ar"], "latency_ratio")]
+        return [*against(p, "mdlm"), *against(p, "ar")]
 
     rows = [[p["arm"], p["steps"], p["network_calls"], p["gen_ppl"], "yes" if p["matched"] else "no (nearest)",
              p["latency_batch1_s"], p["throughput"], *ratios(p)] for p in points]
@@ -99,7 +104,8 @@ def render(result: dict, work_dir: Path | None = None) -> str:
     if summary.get("claims"):
         parts.append("\n" + claims_table(summary))
     if "speed_at_quality" in summary:
-        parts.append("\n" + speed_at_quality_table(summary["speed_at_quality"], batch))
+        measured = {r["arm"] for r in result["speed"]} & {"mdlm", "ar"}
+        parts.append("\n" + speed_at_quality_table(summary["speed_at_quality"], batch, measured))
     parts += ["\n" + frontier_table(result["quality"]), "\n" + ldlm_runs_table(result, work_dir), *provenance(result),
               "\n" + samples(result["quality"])]
     return "\n".join(parts)

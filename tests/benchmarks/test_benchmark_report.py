@@ -62,3 +62,17 @@ def test_plots_draw_both_frontiers_of_a_committed_result(tmp_path):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
     points = matched_points(result["quality"], result["speed"], result["control"]["entropy"], 64)
     assert len(points) == len(result["speed"]) and any(not p["matched"] for p in points)
+
+
+def test_a_result_of_some_arms_says_which_competitors_it_did_not_measure():
+    """The committed first part of cpu-packed-thesis (LDLM and the fixed latent space; no AR, no MDLM): its ratios
+    and its speed-at-quality rows say "not measured", never "no matched point", which would read as a lost race."""
+    result = json.loads((RESULTS / "cpu-packed-thesis.json").read_text())
+    assert {r["arm"] for r in result["speed"]} == {"ldlm", "ldlm-sampled", "ldlm-fixed", "ldlm-fixed-sampled"}
+    report = render(result)
+    assert "MDLM not measured in this run, AR not measured in this run" in report
+    speed_rows = table_rows(report, "| arm | steps | calls |")
+    matched = [row for row in speed_rows if "| yes |" in row]
+    assert matched and all(row.endswith("| not measured | not measured | not measured | not measured |")
+                           for row in matched)
+    assert not any("no matched point" in row for row in speed_rows)
