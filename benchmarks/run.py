@@ -194,18 +194,20 @@ def train_stage(bench: Bench, reuse_from: Path | None) -> tuple[Bench, Training]
     names = reused_arms(reused, bench.tier)
     fresh = [arm for arm in arms if arm.name not in names]
     ldlm_side = [arm for arm in fresh if not (arm.baseline or arm.distilled)] + ablation_arms(bench.tier)
-    reused_metrics = {} if reused is None else {model: metrics for model, metrics in reused["train_metrics"].items()
-                                                if model in reused_models(reused, bench.tier)}
-    train_metrics = {**reused_metrics, **{arm.model: arm.train(bench, arm) for arm in unique_models(ldlm_side)}}
+    models = reused_models(reused, bench.tier)  # none when nothing is reused
+
+    def reused_records(key: str) -> dict:  # the earlier result's training records of the reused models
+        return {model: record for model, record in (reused or {}).get(key, {}).items() if model in models}
+
+    train_metrics = {**reused_records("train_metrics"),
+                     **{arm.model: arm.train(bench, arm) for arm in unique_models(ldlm_side)}}
     # the budget: LDLM's training seconds, or, reusing, those of the same LDLM training when the reused arms trained
     budget = ldlm_metrics["train_runtime"] if reused is None else reused["train_seconds_per_arm"]
     bench = replace(bench, budget=float(budget))
     if names:
         log(f"{', '.join(sorted(names))}: rows reused from {reuse_from} (trained {bench.budget:.0f} s each)")
-    reused_training = {} if reused is None else {model: record for model, record in reused["baseline_training"].items()
-                                                 if model in reused_models(reused, bench.tier)}
     baselines = unique_models([arm for arm in fresh if arm.baseline])
-    baseline_training = {**reused_training, **{arm.model: arm.train(bench, arm) for arm in baselines}}
+    baseline_training = {**reused_records("baseline_training"), **{arm.model: arm.train(bench, arm) for arm in baselines}}
     return bench, Training(train_metrics, baseline_training, reused)
 
 
