@@ -152,10 +152,13 @@ def check_arm_names(names: list[str] | None, tier_name: str) -> None:
     if names is None:
         return
     known = [arm.name for arm in arms_of(TIERS[tier_name])]
+    if not names:
+        raise ValueError(f"--arms names no arm; name one or more of tier {tier_name!r}'s arms, comma-separated: "
+                         f"{', '.join(known)}.")
     unknown = [name for name in names if name not in known]
-    if unknown or not names:
-        raise ValueError(f"--arms {','.join(names)}: {', '.join(unknown) or 'no arm'} is not an arm of tier "
-                         f"{tier_name!r}; choose from {', '.join(known)}.")
+    if unknown:
+        raise ValueError(f"--arms {','.join(names)}: {', '.join(unknown)} is not an arm of tier {tier_name!r}; "
+                         f"choose from {', '.join(known)}.")
 
 
 def data_stage(args: argparse.Namespace) -> Bench:

@@ -195,6 +195,9 @@ def test_arms_must_be_arms_of_the_tier(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["benchmarks/run.py", "--tier", "toy", "--arms", "ldlm-conditional"])
     with pytest.raises(ValueError, match="ldlm-conditional is not an arm"):
         parse_args()  # a prompted tier's arm
+    monkeypatch.setattr(sys, "argv", ["benchmarks/run.py", "--tier", "toy", "--arms", " , "])
+    with pytest.raises(ValueError, match="--arms names no arm; name one or more of tier 'toy'"):
+        parse_args()
     monkeypatch.setattr(sys, "argv", ["benchmarks/run.py", "--tier", "toy", "--arms", " ar , mdlm "])
     assert parse_args().arms == ["ar", "mdlm"]
 
