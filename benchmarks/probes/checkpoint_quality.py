@@ -5,9 +5,14 @@
 For each folder, the benchmark's two LDLM decodings: sampled tokens (noise scale 1) swept over token temperatures
 (`--temperatures`), and argmax tokens swept over the initial noise scale (`--noise_scales`). Every point is scored
 like a benchmark arm (gen-PPL under the offline scorer, per-sample and pooled entropy, repetition), and each sweep's
-gen-PPL at the held-out sentences' entropy gets its interval (every point's samples and the held-out entropies
-resampled). Held-out sentences: the last 5% of the Brown corpus, which the CPU presets hold out. Prints one JSON line
-per folder, and writes them to `--output` when given.
+gen-PPL at the held-out texts' entropy gets its interval (every point's samples and the held-out entropies
+resampled). Held-out texts: by default the last 5% of the Brown corpus, which the CPU presets hold out; `--held_out
+FILE` reads one text per line instead (a benchmark tier's `validation.txt`, to score at that tier's length:
+
+    python -m benchmarks.probes.checkpoint_quality runs/bench-cpu-packed-thesis/ldlm \
+        --held_out runs/bench-cpu-packed-thesis/validation.txt
+
+). Prints one JSON line per folder, and writes them to `--output` when given.
 """
 
 from __future__ import annotations
@@ -31,11 +36,24 @@ from ..tiers import WIDE_KNOBS
 TEMPERATURES = NOISE_SCALES = tuple(WIDE_KNOBS)  # the tiers' sweep of both knobs
 
 
-def held_out(tokenizer, count: int, max_length: int) -> list[list[int]]:
-    """Token ids (no special tokens) of the first `count` held-out Brown sentences that fit the canvas."""
+def brown_held_out() -> list[str]:
+    """The last 5% of the Brown corpus's sentences, which the CPU presets hold out."""
     lines = [line.strip() for line in gzip.open(BROWN, "rt", encoding="utf-8") if line.strip()]
+    return lines[int(len(lines) * 0.95):]
+
+
+def read_held_out(path: Path) -> list[str]:
+    """One held-out text per non-empty line of a plain-text file."""
+    if not path.is_file():
+        raise ValueError(f"--held_out {path}: no such file; pass a plain-text file with one held-out text per line "
+                         f"(a benchmark tier's validation.txt, for example).")
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def held_out(tokenizer, count: int, max_length: int, texts: list[str] | None = None) -> list[list[int]]:
+    """Token ids (no special tokens) of the first `count` held-out texts (default: Brown's) that fit the canvas."""
     rows = []
-    for line in lines[int(len(lines) * 0.95):]:
+    for line in brown_held_out() if texts is None else texts:
         ids = tokenizer(line, add_special_tokens=False).input_ids
         if len(ids) <= max_length - 2:
             rows.append(ids)
@@ -44,16 +62,16 @@ def held_out(tokenizer, count: int, max_length: int) -> list[list[int]]:
     return rows
 
 
-def evaluate_folder(folder: Path, scorer, samples: int, steps: int, seed: int,
-                    temperatures=TEMPERATURES, noise_scales=NOISE_SCALES) -> dict:
+def evaluate_folder(folder: Path, scorer, samples: int, steps: int, seed: int, temperatures=TEMPERATURES,
+                    noise_scales=NOISE_SCALES, held_out_texts: list[str] | None = None) -> dict:
     model = LDLMForDiffusionGeneration.from_pretrained(folder).eval()
     tokenizer, special = model.tokenizer, frozenset(model.tokenizer.all_special_ids)
 
     def decode(ids):
         return tokenizer.decode(ids, skip_special_tokens=True)
 
-    control = {"arm": "data", **text_metrics(held_out(tokenizer, samples, model.config.max_sequence_length), decode,
-                                             scorer)}
+    control = {"arm": "data", **text_metrics(held_out(tokenizer, samples, model.config.max_sequence_length,
+                                                      held_out_texts), decode, scorer)}
     sampled = quality_rows("sampled", ldlm_sampler(model, special, "temperature"), [steps], temperatures, samples,
                            decode, scorer, 64, seed)
     argmax = quality_rows("argmax", ldlm_sampler(model, special, "noise_scale"), [steps], noise_scales, samples,
@@ -83,15 +101,19 @@ def main() -> None:
                         help="token temperatures of the sampled sweep (noise scale 1)")
     parser.add_argument("--noise_scales", type=float, nargs="+", default=list(NOISE_SCALES),
                         help="initial noise scales of the argmax sweep")
+    parser.add_argument("--held_out", type=Path, default=None,
+                        help="plain-text file, one held-out text per line (default: Brown's last 5%%)")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     if any(k <= 0 for k in args.temperatures + args.noise_scales):
         parser.error("--temperatures and --noise_scales must be positive (argmax is its own sweep).")
     torch.manual_seed(args.seed)
+    texts = None if args.held_out is None else read_held_out(args.held_out)
     scorer = load_scorer(args.scorer)
     results = [evaluate_folder(folder, scorer, args.samples, args.steps, args.seed, args.temperatures,
-                               args.noise_scales) for folder in args.folders]
+                               args.noise_scales, texts) for folder in args.folders]
     for result in results:
+        result["held_out"] = str(args.held_out) if args.held_out else "Brown, last 5%"
         print(json.dumps(result))
     if args.output is not None:
         args.output.write_text(json.dumps(results, indent=1))
