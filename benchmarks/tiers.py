@@ -97,7 +97,8 @@ TIERS: dict[str, dict] = {
     # tokens than 4x compression, BENCHMARKS.md section 5) and its warmup gate at token accuracy 0.4, 280 steps
     # (~the seconds of cpu-packed's 480); the same run on a fixed latent space; CDCD, MDLM and AR for LDLM's seconds.
     # 256 samples per point for the intervals, so each arm is measured at one or two step counts. LDLM's argmax
-    # sweep reaches noise scale 2.5: at 1.6 its texts were still below the data's entropy. Too long for one
+    # sweep reaches noise scale 2.5 (at 1.6 its texts were still below the data's entropy); MDLM's starts at 0.85 and
+    # CDCD's at 0.7 (at 1.0 and 0.85 their texts were already above it: 4.10 and 4.13 against 4.01). Too long for one
     # sitting on 2 cores (5 x ~25 min of training, ~1.5 h of evaluation): run it in parts with --arms, each part
     # reusing the rows of the last with --baselines_from.
     "cpu-packed-thesis": dict(ldlm_config="train/configs/cpu-packed.yaml",
@@ -106,7 +107,8 @@ TIERS: dict[str, dict] = {
                               max_length=128, data_mode="packed", train_lines=None, val_lines=2000,
                               drop_long_lines=True, baseline=dict(width=256, layers=10, heads=4), ldlm_steps=[10],
                               mdlm_steps=[32, 128], cdcd_steps=[32], knobs=WIDE_KNOBS,
-                              arm_knobs={"mdlm": [1.0, 1.3], "cdcd": [0.85, 1.0, 1.3], "ldlm": [*WIDE_KNOBS, 2.0, 2.5]},
+                              arm_knobs={"mdlm": [0.85, 1.0, 1.3], "cdcd": [0.7, 0.85, 1.0, 1.3],
+                                         "ldlm": [*WIDE_KNOBS, 2.0, 2.5]},
                               samples=256, batch=64,
                               ablations=[], ablation_args=[], speed_repeats=1, mauve=True),
     "gpu": dict(ldlm_config="train/configs/gpu-h200.yaml", ldlm_args=[], max_length=128, train_lines=None,
