@@ -67,7 +67,7 @@ def test_plots_draw_both_frontiers_of_a_committed_result(tmp_path):
 def test_a_result_of_some_arms_says_which_competitors_it_did_not_measure():
     """The committed first part of cpu-packed-thesis (LDLM and the fixed latent space; no AR, no MDLM): its ratios
     and its speed-at-quality rows say "not measured", never "no matched point", which would read as a lost race."""
-    result = json.loads((RESULTS / "cpu-packed-thesis.json").read_text())
+    result = json.loads((RESULTS / "cpu-packed-thesis-part1.json").read_text())
     assert {r["arm"] for r in result["speed"]} == {"ldlm", "ldlm-sampled", "ldlm-fixed", "ldlm-fixed-sampled"}
     report = render(result)
     assert "MDLM not measured in this run, AR not measured in this run" in report
