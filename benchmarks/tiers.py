@@ -77,6 +77,25 @@ TIERS: dict[str, dict] = {
                      batch=64, ablations=[], ablation_args=[], speed_repeats=3, mauve=True,
                      cdcd_steps=[16, 32, 64, 128],
                      distill=dict(args=[], steps=[1, 2, 4])),
+    # The paper's thesis at cpu-long's budget: cpu-long's sentences and preset (3,500 steps), with the quickstart's one
+    # latent per token and locality prior (N = L = 32), which decoded more of the held-out tokens than 2x compression at
+    # the quickstart's budget; the same run on a fixed latent space; CDCD, MDLM and AR for LDLM's seconds (~1 h each);
+    # 256 samples per point for the intervals, so each arm is measured at one or two step counts; no distillation.
+    # The sweeps reach past the data's entropy (2.55) on both sides where cpu-long's first run found them short: LDLM's
+    # argmax texts crossed it between noise scales 1.0 and 1.3, AR's and MDLM's between temperatures 1.0 and 1.3.
+    # ~5 h of training and ~1 h of evaluation on 2 cores: run it in parts with --arms, each part reusing the rows of
+    # the last with --baselines_from.
+    "cpu-long-thesis": dict(ldlm_config="train/configs/cpu-long.yaml",
+                            ldlm_args=["--num_latents", "32", "--config_overrides", "latent_locality=1.0"],
+                            max_length=32, train_lines=None, val_lines=2000, drop_long_lines=True,
+                            baseline=dict(width=256, layers=10, heads=4), ldlm_steps=[10, 50], mdlm_steps=[32, 128],
+                            cdcd_steps=[32], knobs=WIDE_KNOBS,
+                            arm_knobs={"ldlm": [0.85, 1.0, 1.15, 1.3, 1.6, 2.0, 2.5],
+                                       "ldlm-sampled": [*WIDE_KNOBS, 2.0, 2.5],
+                                       "ldlm-fixed": [0.85, 1.0, 1.15, 1.3, 1.6, 2.0, 2.5],
+                                       "ldlm-fixed-sampled": [*WIDE_KNOBS, 2.0, 2.5],
+                                       "mdlm": [0.85, 1.0, 1.15, 1.3], "cdcd": [0.5, 0.7, 0.85, 1.0, 1.3]},
+                            samples=256, batch=64, ablations=[], ablation_args=[], speed_repeats=1, mauve=True),
     # The LM1B length: 128-token windows of consecutive Brown sentences (benchmarks/packed_text.py; 112 tokens on
     # average), so MDLM's quality depends on its step count (32-512 steps over 128 positions) and AR pays for every
     # token. LDLM compresses 128 positions into N = 32 latents (4x): a denoiser call then costs about a quarter of a
