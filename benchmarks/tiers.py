@@ -81,10 +81,11 @@ TIERS: dict[str, dict] = {
     # latent per token and locality prior (N = L = 32), which decoded more of the held-out tokens than 2x compression at
     # the quickstart's budget; the same run on a fixed latent space; CDCD, MDLM and AR for LDLM's seconds (~1 h each);
     # 256 samples per point for the intervals, so each arm is measured at one or two step counts; no distillation.
-    # The sweeps reach past the data's entropy (2.55) on both sides where cpu-long's first run found them short: LDLM's
-    # argmax texts crossed it between noise scales 1.0 and 1.3, AR's and MDLM's between temperatures 1.0 and 1.3.
-    # ~5 h of training and ~1 h of evaluation on 2 cores: run it in parts with --arms, each part reusing the rows of
-    # the last with --baselines_from.
+    # The sweeps reach past the data's entropy (2.55 over cpu-long's 128 held-out sentences, 2.47 over these 256) on
+    # both sides where cpu-long's first run found them short: LDLM's argmax texts crossed it between noise scales 1.0
+    # and 1.3, AR's and MDLM's between temperatures 1.0 and 1.3. ~5.5 h of training and ~1 h of evaluation on 2 cores:
+    # run it in parts with --arms; a part that measured an arm besides LDLM's own can be reused by the next with
+    # --baselines_from (part 1 measured LDLM alone, so part 2 names its arms with --arms only).
     "cpu-long-thesis": dict(ldlm_config="train/configs/cpu-long.yaml",
                             ldlm_args=["--num_latents", "32", "--config_overrides", "latent_locality=1.0"],
                             max_length=32, train_lines=None, val_lines=2000, drop_long_lines=True,
