@@ -83,7 +83,8 @@ TIERS: dict[str, dict] = {
     # 256 samples per point for the intervals, so each arm is measured at one or two step counts; no distillation.
     # The sweeps reach past the data's entropy (2.55 over cpu-long's 128 held-out sentences, 2.47 over these 256) on
     # both sides where cpu-long's first run found them short: LDLM's argmax texts crossed it between noise scales 1.0
-    # and 1.3, AR's and MDLM's between temperatures 1.0 and 1.3. ~5.5 h of training and ~1 h of evaluation on 2 cores:
+    # and 1.3, AR's and MDLM's between temperatures 1.0 and 1.3; the fixed space's sampled texts at 10 steps were
+    # already above it at temperature 0.7, so its sweep starts at 0.5. ~5.5 h of training and ~1 h of evaluation on 2 cores:
     # run it in parts with --arms; a part that measured an arm besides LDLM's own can be reused by the next with
     # --baselines_from (part 1 measured LDLM alone, so part 2 names its arms with --arms only).
     "cpu-long-thesis": dict(ldlm_config="train/configs/cpu-long.yaml",
@@ -94,7 +95,7 @@ TIERS: dict[str, dict] = {
                             arm_knobs={"ldlm": [0.85, 1.0, 1.15, 1.3, 1.6, 2.0, 2.5],
                                        "ldlm-sampled": [*WIDE_KNOBS, 2.0, 2.5],
                                        "ldlm-fixed": [0.85, 1.0, 1.15, 1.3, 1.6, 2.0, 2.5],
-                                       "ldlm-fixed-sampled": [*WIDE_KNOBS, 2.0, 2.5],
+                                       "ldlm-fixed-sampled": [0.5, *WIDE_KNOBS, 2.0, 2.5],
                                        "mdlm": [0.85, 1.0, 1.15, 1.3], "cdcd": [0.5, 0.7, 0.85, 1.0, 1.3]},
                             samples=256, batch=64, ablations=[], ablation_args=[], speed_repeats=1, mauve=True),
     # The LM1B length: 128-token windows of consecutive Brown sentences (benchmarks/packed_text.py; 112 tokens on
