@@ -86,7 +86,8 @@ TIERS: dict[str, dict] = {
     # and 1.3, AR's and MDLM's between temperatures 1.0 and 1.3; the fixed space's sampled texts at 10 steps were
     # already above it at temperature 0.7, so its sweep starts at 0.5. ~5.5 h of training and ~1 h of evaluation on 2 cores:
     # run it in parts with --arms; a part that measured an arm besides LDLM's own can be reused by the next with
-    # --baselines_from (part 1 measured LDLM alone, so part 2 names its arms with --arms only).
+    # --baselines_from, which keeps only the arms --arms names (part 1 measured LDLM alone, so part 2 names its arms
+    # with --arms only; the final part names every arm, earlier ones included, to write one file).
     "cpu-long-thesis": dict(ldlm_config="train/configs/cpu-long.yaml",
                             ldlm_args=["--num_latents", "32", "--config_overrides", "latent_locality=1.0"],
                             max_length=32, train_lines=None, val_lines=2000, drop_long_lines=True,
