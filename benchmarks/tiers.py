@@ -137,9 +137,9 @@ TIERS: dict[str, dict] = {
     # 280 steps left LDLM's reconstruction at 0.673 with the token decoder reading only 0.718 of the tokens from the
     # frozen LM's own states (the free vocabulary head, not the latents, was the limit), and the frozen-embedding head
     # lifted that ceiling to 0.905 (reconstruction 0.820) in the same seconds. So here LDLM (and the fixed latent space,
-    # the same run) reads tokens through the frozen-embedding head, trains 700 steps (~100 min on 2 cores), and its
+    # the same run) reads tokens through the frozen-embedding head, trains 700 steps (78 min on 2 cores), and its
     # warmup gate waits for token accuracy 0.6, so the joint phase starts once the latents decode most tokens. The same
-    # windows, arms and evaluation as cpu-packed-thesis; each baseline trains for LDLM's seconds: ~7 h of training and
+    # windows, arms and evaluation as cpu-packed-thesis; each baseline trains for LDLM's seconds: ~6.5 h of training and
     # ~1.5 h of evaluation on 2 cores, run in parts with --arms as cpu-long-thesis is. LDLM's sweeps are four points
     # each (a point of 256 samples at 128 tokens takes 3-4 min here): this run's argmax texts are already above the
     # data's entropy at noise scale 1.6 (4.24 against 4.01; cpu-packed-thesis's crossed it only between 2.0 and 2.5).
