@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -103,6 +104,7 @@ class Scoring:
 
 
 def main() -> None:
+    stop_children_on_sigterm()
     args = parse_args()
     bench = data_stage(args)
     bench, training = train_stage(bench, args.baselines_from)
@@ -119,6 +121,13 @@ def main() -> None:
     speed = speed_stage(bench, arms, models, scoring.prompts) + reused_speed
     ablations = ablation_stage(bench, models, scoring)
     summary_stage(args, bench, training, scoring, parameters, quality, speed, ablations)
+
+
+def stop_children_on_sigterm() -> None:
+    """`kill` of the harness stops the training subprocess it waits for, too: SIGTERM raises SystemExit, on which
+    subprocess.run kills its child. (Python's default SIGTERM ends the harness at once and leaves the child training
+    into the work dir, where a restarted harness would start a second trainer on the same folder.)"""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def parse_args() -> argparse.Namespace:
