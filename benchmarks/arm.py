@@ -62,7 +62,7 @@ class Arm:
     parameters: Callable[[Any], int]
     knob: str
     steps: Callable[[dict], list[int]]
-    colour: str  # its curves' matplotlib colour map (darker = more steps)
+    colour: str  # its curves' matplotlib colour, one hue per arm (paler = fewer steps)
     dashed: bool = False  # drawn dashed: argmax decoding, whose knob is the initial noise scale
     distilled: bool = False  # students distilled from the LDLM arm, one per step count (the distil stage)
     baseline: bool = False  # trains for LDLM's measured seconds; its rows can be reused (--baselines_from)

@@ -39,39 +39,39 @@ from .ldlm_arms import (
 
 LDLM = Arm("ldlm", model="ldlm", train=train_ldlm, load=load_ldlm,
            sampler=partial(ldlm_sampler, knob_name="noise_scale"), parameters=ldlm_parameters,
-           knob="noise_scale (argmax tokens)", steps=ldlm_steps, colour="Oranges", dashed=True,
+           knob="noise_scale (argmax tokens)", steps=ldlm_steps, colour="tab:orange", dashed=True,
            continuer=partial(ldlm_continuer, knob_name="noise_scale"))
 LDLM_SAMPLED = Arm("ldlm-sampled", model="ldlm", train=train_ldlm, load=load_ldlm,
                    sampler=partial(ldlm_sampler, knob_name="temperature"), parameters=ldlm_parameters,
-                   knob="token temperature (noise_scale 1)", steps=ldlm_steps, colour="Reds",
+                   knob="token temperature (noise_scale 1)", steps=ldlm_steps, colour="tab:red",
                    continuer=partial(ldlm_continuer, knob_name="temperature"))
 LDLM_DISTILLED = Arm("ldlm-distilled", model="ldlm-distilled", train=distill_ldlm, load=load_students,
                      sampler=partial(distilled_sampler, knob_name="noise_scale"), parameters=ldlm_parameters,
-                     knob="noise_scale (argmax tokens)", steps=student_steps, colour="Purples", dashed=True,
+                     knob="noise_scale (argmax tokens)", steps=student_steps, colour="tab:purple", dashed=True,
                      distilled=True)
 LDLM_DISTILLED_SAMPLED = Arm("ldlm-distilled-sampled", model="ldlm-distilled", train=distill_ldlm,
                              load=load_students, sampler=partial(distilled_sampler, knob_name="temperature"),
                              parameters=ldlm_parameters, knob="token temperature (noise_scale 1)",
-                             steps=student_steps, colour="RdPu", distilled=True)
+                             steps=student_steps, colour="tab:pink", distilled=True)
 AR = Arm("ar", model="ar", train=partial(train_baseline, model_class=ARBaseline),
          load=partial(load_baseline, model_class=ARBaseline), sampler=ar_sampler, parameters=all_parameters,
-         knob="temperature", steps=no_steps, colour="Blues", baseline=True, continuer=ar_continuer)
+         knob="temperature", steps=no_steps, colour="tab:blue", baseline=True, continuer=ar_continuer)
 MDLM = Arm("mdlm", model="mdlm", train=partial(train_baseline, model_class=MDLMBaseline),
            load=partial(load_baseline, model_class=MDLMBaseline), sampler=stepped_sampler, parameters=all_parameters,
-           knob="temperature", steps=mdlm_steps, colour="Greens", baseline=True, continuer=stepped_continuer)
+           knob="temperature", steps=mdlm_steps, colour="tab:green", baseline=True, continuer=stepped_continuer)
 # The alternative the paper argues against: the same model and training steps, but the latent space is trained
 # first (gamma = 0) and frozen for the second half while the denoiser trains on it (train/run.py --latent_space fixed).
 LDLM_FIXED = Arm("ldlm-fixed", model="ldlm-fixed", train=partial(train_ldlm, args=("--latent_space", "fixed")),
                  load=load_ldlm, sampler=partial(ldlm_sampler, knob_name="noise_scale"), parameters=ldlm_parameters,
-                 knob="noise_scale (argmax tokens)", steps=ldlm_steps, colour="Greys", dashed=True)
+                 knob="noise_scale (argmax tokens)", steps=ldlm_steps, colour="tab:gray", dashed=True)
 LDLM_FIXED_SAMPLED = Arm("ldlm-fixed-sampled", model="ldlm-fixed",
                          train=partial(train_ldlm, args=("--latent_space", "fixed")), load=load_ldlm,
                          sampler=partial(ldlm_sampler, knob_name="temperature"), parameters=ldlm_parameters,
-                         knob="token temperature (noise_scale 1)", steps=ldlm_steps, colour="YlOrBr")
+                         knob="token temperature (noise_scale 1)", steps=ldlm_steps, colour="tab:brown")
 # Continuous diffusion without a learned latent space (benchmarks/cdcd.py), for LDLM's measured seconds.
 CDCD = Arm("cdcd", model="cdcd", train=partial(train_baseline, model_class=CDCDBaseline),
            load=partial(load_baseline, model_class=CDCDBaseline), sampler=stepped_sampler, parameters=all_parameters,
-           knob="temperature (every step's score interpolation, and the last draw)", steps=cdcd_steps, colour="PuBu",
+           knob="temperature (every step's score interpolation, and the last draw)", steps=cdcd_steps, colour="tab:cyan",
            baseline=True)
 # Prompts as conditioning: the same recipe trained to continue text (its denoiser cross-attends to the frozen LM's
 # states of a random prefix; 10% of rows without one), measured in prompted tiers against LDLM that follows a prompt
@@ -80,12 +80,12 @@ CONDITIONAL_ARGS = ("--context_conditioning", "true", "--context_dropout", "0.1"
 LDLM_CONDITIONAL = Arm("ldlm-conditional", model="ldlm-conditional", train=partial(train_ldlm, args=CONDITIONAL_ARGS),
                        load=load_ldlm, sampler=partial(ldlm_sampler, knob_name="noise_scale"),
                        parameters=ldlm_parameters, knob="noise_scale (argmax tokens)", steps=ldlm_steps,
-                       colour="YlOrRd", dashed=True, conditional=True,
+                       colour="tab:olive", dashed=True, conditional=True,
                        continuer=partial(ldlm_continuer, knob_name="noise_scale"))
 LDLM_CONDITIONAL_SAMPLED = Arm("ldlm-conditional-sampled", model="ldlm-conditional",
                                train=partial(train_ldlm, args=CONDITIONAL_ARGS), load=load_ldlm,
                                sampler=partial(ldlm_sampler, knob_name="temperature"), parameters=ldlm_parameters,
-                               knob="token temperature (noise_scale 1)", steps=ldlm_steps, colour="BuPu",
+                               knob="token temperature (noise_scale 1)", steps=ldlm_steps, colour="navy",
                                conditional=True, continuer=partial(ldlm_continuer, knob_name="temperature"))
 # The conditional model with classifier-free guidance at w = 2 (one denoiser call on twice the batch per step).
 CFG_SCALE = 2.0
@@ -93,7 +93,7 @@ LDLM_CONDITIONAL_CFG = Arm("ldlm-conditional-cfg", model="ldlm-conditional",
                            train=partial(train_ldlm, args=CONDITIONAL_ARGS), load=load_ldlm,
                            sampler=partial(ldlm_sampler, knob_name="noise_scale"), parameters=ldlm_parameters,
                            knob=f"noise_scale (argmax tokens, context_guidance_scale {CFG_SCALE})", steps=ldlm_steps,
-                           colour="GnBu", dashed=True, conditional=True,
+                           colour="gold", dashed=True, conditional=True,
                            continuer=partial(ldlm_continuer, knob_name="noise_scale",
                                              context_guidance_scale=CFG_SCALE))
 # the order of a result's rows (new arms last)

@@ -17,8 +17,8 @@ from pathlib import Path
 from .arms import ARMS
 from .frontier import matched_points, throughput_batch
 
-# One hue per arm, its record's colour map (darker = more steps); grey for an arm no record names.
-COLOUR_MAPS = {arm.name: arm.colour for arm in ARMS}
+# One hue per arm, its record's colour (paler = fewer steps); black for an arm no record names.
+COLOURS = {arm.name: arm.colour for arm in ARMS}
 DASHED = tuple(arm.name for arm in ARMS if arm.dashed)  # argmax decoding: the knob is the initial noise scale
 
 
@@ -34,9 +34,13 @@ def _pyplot():
     return plt
 
 
-def _colour(plt, arm: str, index: int, count: int):
-    shade = 0.45 + 0.55 * index / (count - 1) if count > 1 else 0.8
-    return plt.get_cmap(COLOUR_MAPS.get(arm, "Greys"))(shade)
+def _colour(arm: str, index: int, count: int) -> tuple[float, float, float]:
+    """The arm's colour for its `index`-th of `count` step counts: the most steps in the full colour, fewer ones
+    mixed with up to 55% white."""
+    from matplotlib.colors import to_rgb
+
+    white = 0.55 * (1 - index / (count - 1)) if count > 1 else 0.0
+    return tuple(c + (1 - c) * white for c in to_rgb(COLOURS.get(arm, "black")))
 
 
 def _error_bars(ax, points: list[tuple[float, float, list | None]], colour) -> None:
@@ -57,7 +61,7 @@ def plot_entropy_frontier(quality: Sequence[dict], control: dict, path: Path) ->
     for arm, steps in curves:
         rows = sorted((r for r in quality if r["arm"] == arm and r["steps"] == steps), key=lambda r: r["entropy"])
         arm_steps = [s for a, s in curves if a == arm]
-        colour = _colour(plt, arm, arm_steps.index(steps), len(arm_steps))
+        colour = _colour(arm, arm_steps.index(steps), len(arm_steps))
         ax.plot([r["entropy"] for r in rows], [r["gen_ppl"] for r in rows], marker="o", color=colour,
                 linestyle="--" if arm in DASHED else "-", label=f"{arm} ({steps} steps)" if steps else arm)
         _error_bars(ax, [(r["entropy"], r["gen_ppl"], r.get("gen_ppl_interval")) for r in rows], colour)
@@ -93,7 +97,7 @@ def plot_speed_frontier(quality: Sequence[dict], speed: Sequence[dict], control:
     for ax, cost, label in panels:
         for arm in sorted({p["arm"] for p in points}):
             mine = sorted((p for p in points if p["arm"] == arm), key=cost)
-            colour = _colour(plt, arm, 1, 2)
+            colour = _colour(arm, 1, 2)
             ax.plot([cost(p) for p in mine], [p["gen_ppl"] for p in mine], color=colour,
                     linestyle="--" if arm in DASHED else "-", linewidth=1, label=arm)
             bars = (intervals or {})

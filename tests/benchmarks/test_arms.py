@@ -71,7 +71,7 @@ def test_each_model_is_loaded_once_and_only_when_sampled(tmp_path):
         return lambda batch, steps, knob, seed: ([[model["offset"]]] * batch, steps)
 
     common = dict(train=None, load=load, sampler=sampler, parameters=len, knob="k", steps=lambda tier: [1],
-                  colour="Greys")
+                  colour="tab:gray")
     a, b, c = Arm("a", model="m", **common), Arm("b", model="m", **common), Arm("c", model="n", **common)
     bench = Bench("toy", {}, tmp_path, "lm", None, {}, frozenset(), 0)
     models = ArmModels(bench)
