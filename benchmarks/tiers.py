@@ -144,7 +144,8 @@ TIERS: dict[str, dict] = {
     # each (a point of 256 samples at 128 tokens takes 3-4 min here): this run's argmax texts are already above the
     # data's entropy at noise scale 1.6 (4.24 against 4.01; cpu-packed-thesis's crossed it only between 2.0 and 2.5).
     # The fixed latent space's sampled texts stay above it at every temperature (4.12 at 0.3, 4.14 at 0.7): its
-    # temperature sweep runs 0.3-1.0, to come as close as it can.
+    # temperature sweep runs 0.3-1.0, to come as close as it can. Its argmax texts cross the data's entropy between
+    # noise scales 0.7 and 0.85 (3.98, 4.06), so its sweep has a point between them.
     "cpu-packed-long-thesis": dict(ldlm_config="train/configs/cpu-packed.yaml",
                                    ldlm_args=["--num_latents", "128", "--gamma_start_accuracy", "0.6",
                                               "--config_overrides", "latent_locality=1.0,token_head=frozen_embeddings",
@@ -154,7 +155,8 @@ TIERS: dict[str, dict] = {
                                    mdlm_steps=[32, 128], cdcd_steps=[32], knobs=WIDE_KNOBS,
                                    arm_knobs={"mdlm": [0.85, 1.0, 1.3], "cdcd": [0.7, 0.85, 1.0, 1.3],
                                               "ldlm": [0.7, 1.0, 1.3, 1.6], "ldlm-sampled": [1.0, 1.3, 1.6, 2.0],
-                                              "ldlm-fixed-sampled": [0.3, 0.5, 0.7, 0.85, 1.0]},
+                                              "ldlm-fixed-sampled": [0.3, 0.5, 0.7, 0.85, 1.0],
+                                              "ldlm-fixed": [0.7, 0.775, 0.85, 1.0, 1.3, 1.6]},
                                    samples=256, batch=64,
                                    ablations=[], ablation_args=[], speed_repeats=1, mauve=True),
     "gpu": dict(ldlm_config="train/configs/gpu-h200.yaml", ldlm_args=[], max_length=128, train_lines=None,
