@@ -74,6 +74,13 @@ def batch(config: LDLMConfig, size: int, device: str) -> tuple[torch.Tensor, tor
     return ids, torch.ones_like(ids)
 
 
+def set_activation_checkpointing(model: LDLMForDiffusionGeneration, on: bool) -> None:
+    """Switch activation checkpointing on or off: newer transformers 5.x name it `activation_checkpointing_enable`
+    and keep `gradient_checkpointing_enable` only as a deprecated alias; earlier 5.x have only the latter."""
+    prefix = "activation" if hasattr(model, "activation_checkpointing_enable") else "gradient"
+    getattr(model, f"{prefix}_checkpointing_{'enable' if on else 'disable'}")()
+
+
 def training_step_counts(model: LDLMForDiffusionGeneration, checkpointing: bool) -> dict[str, float]:
     """FLOPs and saved-for-backward bytes of one joint training step, for one sequence."""
     saved = [0]
@@ -84,13 +91,13 @@ def training_step_counts(model: LDLMForDiffusionGeneration, checkpointing: bool)
 
     model.train()
     if checkpointing:
-        model.gradient_checkpointing_enable()
+        set_activation_checkpointing(model, True)
     ids, mask = batch(model.config, 1, "cpu")
     counter = FlopCounterMode(display=False)
     with counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         model(ids, mask, self_conditioning=False).loss.backward()
     if checkpointing:
-        model.gradient_checkpointing_disable()
+        set_activation_checkpointing(model, False)
     return {"gflop": counter.get_total_flops() / 1e9, "saved_activation_mib": saved[0] / 2**20}
 
 
@@ -190,10 +197,10 @@ def measured(reduced: bool, sizes: list[int], device: str, generation_steps: tup
     for checkpointing in (False, True):
         model.train()
         if checkpointing:
-            model.gradient_checkpointing_enable()
+            set_activation_checkpointing(model, True)
         rows += measure_training(ldlm_step, sizes, config.max_sequence_length, checkpointing)
         if checkpointing:
-            model.gradient_checkpointing_disable()
+            set_activation_checkpointing(model, False)
     model.eval()
     generation = {}
     for steps in generation_steps:

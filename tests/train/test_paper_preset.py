@@ -7,12 +7,14 @@ Overridden, and why: widths and layer counts (the point: reduced size); the data
 file instead of OpenWebText, so batch sizes, eval sizes, steps and workers fit a few hundred blocks of text);
 report_to (tensorboard is not installed). Everything else is the preset's."""
 
+import dataclasses
 import gzip
 import json
 import textwrap
 from pathlib import Path
 
 import pytest
+from transformers import TrainingArguments
 
 from tests.conftest import tiny_gpt2_folder
 from tests.modeling_ldlm.test_remote_code import run_fresh
@@ -26,6 +28,10 @@ WIDTHS = ("latent_dim=16,encoder_hidden_size=32,encoder_num_layers=1,encoder_num
           "latent_decoder_num_heads=2,token_decoder_hidden_size=32,token_decoder_num_layers=1,"
           "token_decoder_num_heads=2")
 
+# newer transformers 5.x renamed the argument (the old name still works, with a FutureWarning); 5.20 has only the old one
+CHECKPOINTING_FLAG = ("--activation_checkpointing"
+                      if "activation_checkpointing" in {f.name for f in dataclasses.fields(TrainingArguments)}
+                      else "--gradient_checkpointing")
 LOAD = textwrap.dedent("""
     import json, sys
     sys.modules["modeling_ldlm"] = None  # the package must not be importable here
@@ -53,7 +59,7 @@ def test_owt_paper_preset_runs_end_to_end_at_reduced_width(tmp_path):
                     "--max_steps", "2", "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2",
                     "--max_eval_batches", "1", "--eval_steps", "2", "--save_steps", "2", "--logging_steps", "1",
                     "--warmup_steps", "1", "--preprocessing_num_workers", "1", "--dataloader_num_workers", "0",
-                    "--num_samples", "1", "--gradient_checkpointing", "true", "--report_to", "none",
+                    "--num_samples", "1", CHECKPOINTING_FLAG, "true", "--report_to", "none",
                     "--disable_tqdm", "true"])
     m = summary["metrics"]
     assert all(m[k] == m[k] for k in ("train_loss", "eval_loss", "eval_token_accuracy"))  # finite, not NaN
