@@ -157,9 +157,10 @@ def with_interval(value, interval: dict | None):
 
 def control_line(c: dict) -> str:
     """The held-out data through the same metrics: the figures every arm is compared with."""
+    pooled = f"pooled entropy {fmt(c['pooled_entropy'])}, " if "pooled_entropy" in c else ""
     return (f"\nHeld-out data through the same metrics: gen-PPL {fmt(c['gen_ppl'])}, entropy {fmt(c['entropy'])}, "
-            f"rep-2 {fmt(c['rep_2'])}, distinct-2 {fmt(c['distinct_2'])}, mean length {fmt(c['mean_length'])} "
-            "tokens.")
+            f"{pooled}distinct-1 {fmt(c.get('distinct_1'))}, rep-2 {fmt(c['rep_2'])}, distinct-2 {fmt(c['distinct_2'])}, "
+            f"mean length {fmt(c['mean_length'])} tokens.")
 
 
 def ratio_lines(s: dict, batch: int) -> list[str]:
@@ -194,10 +195,15 @@ def mdlm_ratio(s: dict) -> str:
 
 
 def frontier_table(quality: list[dict]) -> str:
-    """Every point of every arm's knob sweep."""
+    """Every point of every arm's knob sweep. Beside the per-sample entropy that the sweeps are matched on, the
+    corpus-pooled entropy and distinct-1 say whether the texts share one small vocabulary (a point can match the
+    data's per-sample entropy with a far narrower vocabulary than the data's); results from before 2026-12-04 have
+    no pooled entropy ("–")."""
     rows = [[r["arm"], r["steps"] or "–", f"{r.get('knob_name', 'knob')} {r['knob']}", r["entropy"],
-             r["gen_ppl"], r["rep_2"], r["rep_4"], r["distinct_2"], r["mean_length"]] for r in quality]
-    return table(["arm", "steps", "knob", "entropy", "gen-PPL", "rep-2", "rep-4", "distinct-2", "mean length"], rows)
+             r.get("pooled_entropy"), r.get("distinct_1"), r["gen_ppl"], r["rep_2"], r["rep_4"], r["distinct_2"],
+             r["mean_length"]] for r in quality]
+    return table(["arm", "steps", "knob", "entropy", "pooled entropy", "distinct-1", "gen-PPL", "rep-2", "rep-4",
+                  "distinct-2", "mean length"], rows)
 
 
 def ldlm_runs_table(result: dict, work_dir: Path | None) -> str:

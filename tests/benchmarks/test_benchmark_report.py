@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.report import render
+from benchmarks.report import fmt, render
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
@@ -28,6 +28,18 @@ def test_report_renders_committed_result_and_flags_unmatched_points(tier):
     assert len(table_rows(report, "| arm | steps | knob |")) == len(result["quality"])  # every frontier point
 
 
+def test_report_gives_every_point_its_pooled_entropy_and_distinct_1():
+    """Per-sample entropy alone hides a narrow vocabulary: cpu-packed-thesis's free-head argmax LDLM matches the data's
+    per-sample entropy with a pooled entropy of 5.18 against the data's 6.06, and the report must show it."""
+    result = json.loads((RESULTS / "cpu-packed-thesis.json").read_text())
+    report = render(result)
+    header = next(line for line in report.splitlines() if line.startswith("| arm | steps | knob |"))
+    assert "| pooled entropy | distinct-1 |" in header
+    for row, point in zip(table_rows(report, "| arm | steps | knob |"), result["quality"], strict=True):
+        assert f"| {fmt(point['entropy'])} | {fmt(point['pooled_entropy'])} | {fmt(point['distinct_1'])} |" in row
+    assert f"pooled entropy {fmt(result['control']['pooled_entropy'])}" in report
+
+
 def table_rows(report: str, header_start: str) -> list[str]:
     """The body rows of the markdown table whose header line starts with `header_start`."""
     lines = report.splitlines()
@@ -41,8 +53,8 @@ def test_report_of_the_distilled_run_gives_no_ratio_for_an_unmatched_point():
     headline, whose arm is one of them) say the comparison is not one of equal quality; matched rows keep theirs."""
     result = json.loads((RESULTS / "cpu-long-distilled.json").read_text())
     report = render(result)
-    rows = {tuple(cell.strip() for cell in row.split("|")[1:3]): row for row in report.splitlines()
-            if row.count("|") == 12 and not row.startswith("|---")}
+    rows = {tuple(cell.strip() for cell in row.split("|")[1:3]): row
+            for row in table_rows(report, "| arm | steps | calls | gen-PPL (matched) |")}
     assert "not comparable (unmatched)" in rows[("ldlm-distilled-sampled", "1")]
     assert "none reaches it (best 6,355)" in rows[("ldlm-distilled", "4")]
     assert "These ratios compare unequal quality: ldlm-sampled@10" in report
