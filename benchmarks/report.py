@@ -15,6 +15,8 @@ import json
 import math
 from pathlib import Path
 
+from ldlm_metrics.bootstrap import interpolate_at_entropy
+
 from .frontier import throughput_batch
 from .plots import plot_result
 
@@ -102,7 +104,7 @@ def render(result: dict, work_dir: Path | None = None) -> str:
     parts = [*prompted_line(result), arms_table(result, batch), control_line(result["control"]),
              *ratio_lines(summary, batch)]
     if summary.get("claims"):
-        parts.append("\n" + claims_table(summary))
+        parts.append("\n" + claims_table(result))
     if "speed_at_quality" in summary:
         measured = {r["arm"] for r in result["speed"]} & {"mdlm", "ar"}
         parts.append("\n" + speed_at_quality_table(summary["speed_at_quality"], batch, measured))
@@ -121,17 +123,36 @@ def prompted_line(result: dict) -> list[str]:
             "continuations. Speed: batch-1 latency with the first prompt, throughput over the first prompts.\n"]
 
 
-def claims_table(s: dict) -> str:
+def claims_table(result: dict) -> str:
     """The headline LDLM point against each competitor's best frontier, with 95% bootstrap intervals: a claim holds
-    or fails only where the intervals separate."""
+    or fails only where the intervals separate. Each side's corpus-pooled entropy at the same matched point says
+    whether the two compare texts of like vocabulary: matching the per-sample entropy does not match it."""
+    s, quality = result["summary"], result["quality"]
+
     def interval(pair: list | None) -> str:
         return "–" if not pair else f"[{fmt(pair[0])}, {fmt(pair[1])}]"
 
+    def pooled(frontier: str | None) -> float | None:
+        return pooled_entropy_at(quality, frontier, s["reference_entropy"])
+
     rows = [[c.get("ldlm", "–"), c["versus"], interval(c.get("ldlm_interval")), interval(c.get("versus_interval")),
-             c.get("ratio"), c["verdict"]] for c in s["claims"]]
+             c.get("ratio"), c["verdict"], pooled(c.get("ldlm")), pooled(c["versus"])] for c in s["claims"]]
+    data_pooled = fmt(result["control"].get("pooled_entropy"))
     return table(["LDLM (best frontier)", "versus (best frontier)",
                   f"LDLM gen-PPL at entropy {s['reference_entropy']:.2f}, 95%", "theirs, 95%", "LDLM / theirs",
-                  "LDLM is"], rows)
+                  "LDLM is", f"LDLM pooled entropy there (data {data_pooled})", "theirs"], rows)
+
+
+def pooled_entropy_at(quality: list[dict], frontier: str | None, entropy: float) -> float | None:
+    """The corpus-pooled entropy of frontier `arm@steps` interpolated at per-sample `entropy`, as its gen-PPL is;
+    None where the frontier is unnamed, has no pooled entropy (results before 2026-12-04) or does not bracket it."""
+    if not frontier or "@" not in frontier:
+        return None
+    arm, steps = frontier.split("@")
+    points = [(r["entropy"], r["pooled_entropy"]) for r in quality
+              if r["arm"] == arm and str(r["steps"]) == steps and "pooled_entropy" in r]
+    value = interpolate_at_entropy(points, entropy, log=False)
+    return None if math.isnan(value) else value
 
 
 def arms_table(result: dict, batch: int) -> str:

@@ -69,16 +69,18 @@ def pooled_gen_ppl(nll: np.ndarray, tokens: np.ndarray) -> float:
     return math.exp(float(np.sum(nll)) / count) if count > 0 else math.inf
 
 
-def interpolate_at_entropy(points: Sequence[tuple[float, float]], target: float) -> float:
-    """Log-linear interpolation of gen-PPL at `target` entropy along (entropy, gen-PPL) points; NaN outside their
-    range (the frontier does not bracket the target, so there is no matched value)."""
-    ordered = sorted((e, math.log(p)) for e, p in points if math.isfinite(p) and p > 0)
+def interpolate_at_entropy(points: Sequence[tuple[float, float]], target: float, log: bool = True) -> float:
+    """Log-linear interpolation of gen-PPL at `target` entropy along (entropy, gen-PPL) points (`log=False`: linear,
+    for a figure such as the pooled entropy); NaN outside their range (the frontier does not bracket the target, so
+    there is no matched value)."""
+    forward, back = (math.log, math.exp) if log else (float, float)
+    ordered = sorted((e, forward(p)) for e, p in points if math.isfinite(p) and (p > 0 or not log))
     for (e0, p0), (e1, p1) in zip(ordered, ordered[1:]):
         if e0 <= target <= e1:
             w = 0.0 if e1 == e0 else (target - e0) / (e1 - e0)
-            return math.exp(p0 + w * (p1 - p0))
+            return back(p0 + w * (p1 - p0))
     if len(ordered) == 1 and ordered[0][0] == target:
-        return math.exp(ordered[0][1])
+        return back(ordered[0][1])
     return math.nan
 
 

@@ -38,6 +38,12 @@ def test_report_gives_every_point_its_pooled_entropy_and_distinct_1():
     for row, point in zip(table_rows(report, "| arm | steps | knob |"), result["quality"], strict=True):
         assert f"| {fmt(point['entropy'])} | {fmt(point['pooled_entropy'])} | {fmt(point['distinct_1'])} |" in row
     assert f"pooled entropy {fmt(result['control']['pooled_entropy'])}" in report
+    # the claims table gives both sides' pooled entropy at the matched point: LDLM's argmax texts match the data's
+    # per-sample entropy (4.01) with a pooled entropy of 5.18, AR's with 6.27 (the data: 6.06)
+    claims = table_rows(report, "| LDLM (best frontier) |")
+    assert "pooled entropy there (data 6.06)" in report
+    assert "| 5.18 | 6.27 |" in next(row for row in claims if row.startswith("| ldlm@10 | ar@0 |"))
+    assert next(row for row in claims if "| cdcd@32 |" in row).endswith("| 5.18 | 7.05 |")
 
 
 def table_rows(report: str, header_start: str) -> list[str]:

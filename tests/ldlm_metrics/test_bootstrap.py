@@ -55,6 +55,8 @@ def test_interval_covers_the_truth_and_shrinks_with_more_samples():
 def test_matched_gen_ppl_interpolates_log_linearly_and_reports_unbracketed_targets():
     assert interpolate_at_entropy([(1.0, math.e), (3.0, math.e ** 3)], 2.0) == pytest.approx(math.e ** 2)
     assert math.isnan(interpolate_at_entropy([(1.0, 5.0), (3.0, 9.0)], 3.5))
+    assert interpolate_at_entropy([(3.0, 9.0), (1.0, 5.0)], 2.5, log=False) == pytest.approx(8.0)  # linear
+    assert interpolate_at_entropy([(1.0, 0.0), (3.0, 2.0)], 2.0, log=False) == pytest.approx(1.0)  # zero allowed
     low = scores([10.0] * 40, [10] * 40, [1.0] * 40)    # gen-PPL e^1 at entropy 1
     high = scores([30.0] * 40, [10] * 40, [3.0] * 40)   # gen-PPL e^3 at entropy 3
     out = bootstrap_matched_gen_ppl([high, low], 2.0, num_resamples=100)
